@@ -1,0 +1,108 @@
+//! Assembles one running server: store, state, router, listener and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::bootstrap::{self, Banner};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::http::{self, AppState, Inner};
+use crate::telemetry;
+
+/// A server bound to its port, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    /// First-start information, present once in the life of a database.
+    pub banner: Option<Banner>,
+}
+
+/// What may be swapped in tests.
+pub struct Deps {
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for Deps {
+    fn default() -> Self {
+        Self { clock: Arc::new(SystemClock) }
+    }
+}
+
+impl App {
+    /// Connects and migrates the store, runs the first-start bootstrap and binds the listener.
+    pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Self> {
+        let db = Db::connect(&settings.database).await.context("opening the database")?;
+        db.migrate().await.context("migrating the database")?;
+        let banner = bootstrap::run(&db, deps.clock.as_ref()).await.context("first-start setup")?;
+        let listener = TcpListener::bind(settings.server.addr)
+            .await
+            .with_context(|| format!("binding {}", settings.server.addr))?;
+        let state = AppState::new(Inner { settings, db, metrics: telemetry::metrics_handle() });
+        Ok(Self { listener, state, banner })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or_else(|_| self.state.settings.server.addr)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
+    /// (up to `server.shutdown_grace_seconds`), flushes and closes the store.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested; finishing requests in flight");
+            let _ = stopping_tx.send(());
+        };
+        let service = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(signal);
+        let deadline = async move {
+            if stopping_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            result = server => result.context("serving HTTP")?,
+            () = deadline => tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; closing"),
+        }
+        state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,201 @@
+//! `spawn_app()` and friends: a fresh database per test and a typed client for the server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use angage_host::app::{App, Deps};
+use angage_host::clock::{Clock, ManualClock};
+use angage_host::config::Settings;
+use angage_host::http::AppState;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// SQLite always; PostgreSQL too when `ANGAGE_TEST_POSTGRES_URL` is set (CI sets it).
+pub fn backends() -> Vec<Backend> {
+    if postgres_admin_url().is_some() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        eprintln!("ANGAGE_TEST_POSTGRES_URL is not set: skipping the PostgreSQL half of this test");
+        vec![Backend::Sqlite]
+    }
+}
+
+fn postgres_admin_url() -> Option<String> {
+    std::env::var("ANGAGE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub struct TestDb {
+    pub url: String,
+    pub backend: Backend,
+    /// Holds the SQLite file (and any other files of the test) until drop.
+    pub dir: tempfile::TempDir,
+    pg_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match backend {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("angage.db").display());
+                Self { url, backend, dir, pg_name: None }
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url().expect("postgres url");
+                let name = format!("angage_t_{}", angage_host::ids::random_base62(12).to_lowercase());
+                run_pg(&admin, &format!("CREATE DATABASE {name}")).await;
+                let url = replace_db_name(&admin, &name);
+                Self { url, backend, dir, pg_name: Some(name) }
+            }
+        }
+    }
+
+    /// The SQLite file, when this is SQLite.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        (self.backend == Backend::Sqlite).then(|| self.dir.path().join("angage.db"))
+    }
+
+    /// Drops a PostgreSQL database out from under the server.
+    pub async fn drop_now(&self) {
+        if let (Some(name), Some(admin)) = (&self.pg_name, postgres_admin_url()) {
+            run_pg(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (Some(name), Some(admin)) = (self.pg_name.take(), postgres_admin_url()) else { return };
+        // Drop runs inside the test's runtime: clean up on a thread with its own.
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(run_pg(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")));
+            }
+        })
+        .join();
+    }
+}
+
+async fn run_pg(url: &str, sql: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to ANGAGE_TEST_POSTGRES_URL");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect(sql);
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => &base[..i],
+        _ => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Settings for a test server: port 0, the given database, files in the test's folder.
+pub fn test_settings(db: &TestDb) -> Settings {
+    let mut s = Settings::default();
+    s.server.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    s.server.shutdown_grace_seconds = 5;
+    s.database.url = db.url.clone();
+    s.data.dir = db.dir.path().join("data");
+    s.plugins.dir = db.dir.path().join("plugins.d");
+    s.policies.dir = db.dir.path().join("policies");
+    s.log.level = "warn".into();
+    s
+}
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    /// Moves time for the server; starts at [`T0_MS`].
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+    pub banner: Option<angage_host::bootstrap::Banner>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A fixed start time for the manual clock: 2026-11-02T10:00:00Z.
+pub const T0_MS: i64 = 1_793_613_600_000;
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let settings = test_settings(&db);
+    spawn_with(db, settings).await
+}
+
+pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
+    let clock = ManualClock::new(T0_MS);
+    let deps = Deps { clock: clock.clone() as Arc<dyn Clock> };
+    let app = App::build(settings, deps).await.expect("app builds");
+    let addr = app.local_addr();
+    let state = app.state().clone();
+    let banner = app.banner.clone();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(app.serve(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        db,
+        clock,
+        state,
+        banner,
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stops cleanly");
+        }
+    }
+}
+
+/// The `angage` binary built for these tests.
+pub fn angage_bin() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_angage"));
+    cmd.env_remove("ANGAGE_PROFILE");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ANGAGE_") && !key.starts_with("ANGAGE_TEST_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Reads a problem+json body, asserting the content type.
+pub async fn problem(resp: reqwest::Response) -> serde_json::Value {
+    let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert_eq!(ct, "application/problem+json", "expected a problem body");
+    resp.json().await.expect("problem json")
+}
