@@ -26,11 +26,13 @@ pub struct App {
 /// What may be swapped in tests.
 pub struct Deps {
     pub clock: Arc<dyn Clock>,
+    /// Resolve the tenant from `X-Test-Tenant` (tests only).
+    pub test_tenant_header: bool,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock) }
+        Self { clock: Arc::new(SystemClock), test_tenant_header: false }
     }
 }
 
@@ -43,7 +45,13 @@ impl App {
         let listener = TcpListener::bind(settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
-        let state = AppState::new(Inner { settings, db, metrics: telemetry::metrics_handle() });
+        let state = AppState::new(Inner {
+            settings,
+            db,
+            metrics: telemetry::metrics_handle(),
+            clock: deps.clock,
+            test_tenant_header: deps.test_tenant_header,
+        });
         Ok(Self { listener, state, banner })
     }
 
@@ -66,6 +74,7 @@ impl App {
             tracing::info!("shutdown requested; finishing requests in flight");
             let _ = stopping_tx.send(());
         };
+        let janitor = tokio::spawn(janitor(state.clone()));
         let service = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(self.listener, service).with_graceful_shutdown(signal);
         let deadline = async move {
@@ -79,9 +88,23 @@ impl App {
             result = server => result.context("serving HTTP")?,
             () = deadline => tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; closing"),
         }
+        janitor.abort();
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Periodic housekeeping: forgets idempotency keys past their retention.
+async fn janitor(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        match crate::resources::idempotency::purge(&state.db, state.clock.now_ms()).await {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired idempotency keys"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
+        }
     }
 }
 

@@ -87,6 +87,16 @@ impl Db {
         matches!(tokio::time::timeout(Duration::from_secs(2), check).await, Ok(Ok(_)))
     }
 
+    /// Starts a transaction that writes. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction waits for its turn instead of failing
+    /// with `SQLITE_BUSY` when another writer committed in between.
+    pub async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -9,4 +9,6 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod ids;
+pub mod resources;
 pub mod telemetry;
+pub mod validate;

@@ -120,6 +120,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
+    /// The tenant `/v1` calls act for.
+    pub tenant: String,
     pub db: TestDb,
     /// Moves time for the server; starts at [`T0_MS`].
     pub clock: Arc<ManualClock>,
@@ -140,7 +142,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
     let clock = ManualClock::new(T0_MS);
-    let deps = Deps { clock: clock.clone() as Arc<dyn Clock> };
+    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, test_tenant_header: true };
     let app = App::build(settings, deps).await.expect("app builds");
     let addr = app.local_addr();
     let state = app.state().clone();
@@ -152,6 +154,7 @@ pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
     TestApp {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
+        tenant: "demo".into(),
         db,
         clock,
         state,
@@ -168,6 +171,36 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("request")
+    }
+
+    /// A client acting for another tenant of the same server.
+    pub fn as_tenant(&self, slug: &str) -> V1<'_> {
+        V1 { app: self, tenant: slug.to_owned() }
+    }
+
+    /// A client acting for this app's default tenant.
+    pub fn v1(&self) -> V1<'_> {
+        V1 { app: self, tenant: self.tenant.clone() }
+    }
+
+    /// Creates a tenant directly in the store.
+    pub async fn create_tenant(&self, slug: &str) {
+        sqlx::query("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(angage_host::ids::new_id("ten"))
+            .bind(slug)
+            .bind(slug)
+            .bind(T0_MS)
+            .execute(&self.state.db.pool)
+            .await
+            .expect("create tenant");
+    }
+
+    /// Signals shutdown (as SIGTERM would) and returns the server task to await.
+    pub fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.take().expect("server running")
     }
 
     /// Stops the server gracefully and waits for it.
@@ -198,4 +231,70 @@ pub async fn problem(resp: reqwest::Response) -> serde_json::Value {
     let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert_eq!(ct, "application/problem+json", "expected a problem body");
     resp.json().await.expect("problem json")
+}
+
+/// A `/v1` client for one tenant. Every response it receives is checked against the served
+/// OpenAPI document.
+pub struct V1<'a> {
+    app: &'a TestApp,
+    tenant: String,
+}
+
+/// A received response: status, headers and parsed body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `code` of a problem body.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+}
+
+impl V1<'_> {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.app.http.request(method, self.app.url(path)).header("x-test-tenant", &self.tenant)
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let req = req.build().expect("request builds");
+        let method = req.method().as_str().to_lowercase();
+        let path = req.url().path().to_owned();
+        let resp = self.app.http.execute(req).await.expect("send");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        crate::openapi::check_response(&method, &path, status, &headers, &body);
+        Reply { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(self.request(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
 }

@@ -4,4 +4,8 @@
 mod cli_config;
 mod health;
 mod helpers;
+mod openapi;
+mod shutdown;
 mod storage;
+mod v1_commerce;
+mod v1_customers;

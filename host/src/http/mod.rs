@@ -1,9 +1,12 @@
 //! The HTTP edge: the only module that knows axum. Domain code returns typed errors; this module
 //! turns them into responses.
 
+mod docs;
 mod health;
 mod observe;
 mod problem;
+mod tenancy;
+pub mod v1;
 
 use std::sync::Arc;
 
@@ -12,11 +15,12 @@ use axum::middleware;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 
 pub use observe::REQUEST_ID;
-pub use problem::{FieldError, Problem, ProblemCode};
+pub use problem::{Problem, ProblemBody, ProblemCode};
 
 /// Shared state of one running app.
 #[derive(Clone)]
@@ -26,6 +30,9 @@ pub struct Inner {
     pub settings: Settings,
     pub db: Db,
     pub metrics: PrometheusHandle,
+    pub clock: Arc<dyn Clock>,
+    /// Test-only stand-in for authentication: resolve the tenant from `X-Test-Tenant`.
+    pub test_tenant_header: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -45,6 +52,14 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.settings.server.body_limit_bytes;
     Router::new()
+        .merge(
+            v1::router(state.clone())
+                .route_layer(middleware::from_fn_with_state(state.clone(), tenancy::resolve)),
+        )
+        .route("/v1/openapi.json", get(docs::openapi_json))
+        .route("/docs", get(docs::page))
+        .route("/docs/assets/swagger-ui-bundle.js", get(docs::swagger_js))
+        .route("/docs/assets/swagger-ui.css", get(docs::swagger_css))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -3,10 +3,18 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-/// A problem+json response with a stable machine-readable `code`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Problem {
+use crate::validate::FieldError;
+
+/// An error answer. Boxed so `Result<T, Problem>` stays small on the happy path.
+#[derive(Debug, Clone)]
+pub struct Problem(Box<ProblemBody>);
+
+/// An RFC 9457 problem: every error answer has this shape, with a stable machine-readable `code`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Problem, example = json!({"type":"/docs/problems#not_found","title":"Not Found","status":404,"code":"not_found","detail":"Customer CUST-99999 not found"}))]
+pub struct ProblemBody {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -18,20 +26,13 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
-}
-
-/// One offending input field.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON pointer-like path of the field, e.g. `billing_address.country`.
-    pub field: String,
-    pub message: String,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(ProblemBody {
             kind: format!("/docs/problems#{code}"),
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
@@ -39,16 +40,16 @@ impl Problem {
             detail: Some(detail.into()),
             errors: Vec::new(),
             headers: Vec::new(),
-        }
+        }))
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
-        self.errors = errors;
+        self.0.errors = errors;
         self
     }
 
     pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.push((name, value));
+        self.0.headers.push((name, value));
         self
     }
 
@@ -69,21 +70,22 @@ impl Problem {
     }
 
     pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let problem = *self.0;
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-        for (name, value) in self.headers {
+        for (name, value) in problem.headers {
             headers.append(name, value);
         }
-        response.extensions_mut().insert(ProblemCode(self.code));
+        response.extensions_mut().insert(ProblemCode(problem.code));
         response
     }
 }
