@@ -2,6 +2,7 @@
 //! the same repository code and the same migrations serve both.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ pub struct Db {
     pub backend: Backend,
     /// The SQLite file, when embedded; readiness checks it is still there.
     pub sqlite_file: Option<PathBuf>,
+    writer: Arc<tokio::sync::Semaphore>,
 }
 
 impl Db {
@@ -63,7 +65,7 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(DbError::Connect)?;
-        Ok(Self { pool, backend, sqlite_file })
+        Ok(Self { pool, backend, sqlite_file, writer: Arc::new(tokio::sync::Semaphore::new(1)) })
     }
 
     /// Applies pending migrations.
@@ -87,18 +89,47 @@ impl Db {
         matches!(tokio::time::timeout(Duration::from_secs(2), check).await, Ok(Ok(_)))
     }
 
-    /// Starts a transaction that writes. On SQLite it takes the write lock up front
-    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction waits for its turn instead of failing
-    /// with `SQLITE_BUSY` when another writer committed in between.
-    pub async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    /// Starts a transaction that writes. SQLite has one writer at a time: writers queue here, in
+    /// process, and then take the write lock up front (`BEGIN IMMEDIATE`), instead of polling
+    /// SQLite's busy handler or failing with `SQLITE_BUSY` on a read-then-write upgrade.
+    pub async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => {
+                let permit = self.writer.clone().acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx { tx, _permit: Some(permit) })
+            }
+            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _permit: None }),
         }
     }
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A write transaction; holds SQLite's in-process writer slot until commit or drop.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }
 

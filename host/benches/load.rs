@@ -1,0 +1,120 @@
+//! Load generator: the real server in process on the embedded database, N concurrent HTTP
+//! clients for a fixed time, then requests/second and latency percentiles.
+//!
+//! ```sh
+//! cargo bench --bench load -- --scenario get-customer --seconds 10 --concurrency 32
+//! cargo bench --bench load -- --scenario post-order --seconds 10 --concurrency 32
+//! ```
+
+use std::time::{Duration, Instant};
+
+use angage_host::app::{App, Deps};
+use angage_host::config::Settings;
+use serde_json::json;
+
+struct Args {
+    scenario: String,
+    seconds: u64,
+    concurrency: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args { scenario: "get-customer".into(), seconds: 10, concurrency: 32 };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--scenario" => args.scenario = it.next().unwrap_or_default(),
+            "--seconds" => args.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(10),
+            "--concurrency" => args.concurrency = it.next().and_then(|v| v.parse().ok()).unwrap_or(32),
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    args
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut settings = Settings::default();
+    settings.server.addr = "127.0.0.1:0".parse()?;
+    settings.database.url = format!("sqlite://{}", dir.path().join("load.db").display());
+    settings.data.dir = dir.path().join("data");
+    settings.log.level = "error".into();
+    let app = App::build(settings, Deps { test_tenant_header: true, ..Deps::default() }).await?;
+    let base = format!("http://{}", app.local_addr());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(async move {
+        let _ = stop_rx.await;
+    }));
+
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let post = |path: &str, body: serde_json::Value| {
+        client.post(format!("{base}{path}")).header("x-test-tenant", "demo").json(&body).send()
+    };
+    let customer: serde_json::Value =
+        post("/v1/customers", json!({"name": "Acme", "email": "ap@acme.example.com"})).await?.json().await?;
+    post("/v1/products", json!({"sku": "W-1", "name": "Widget", "unit_price": 100, "currency": "USD", "initial_stock": 1_000_000_000}))
+        .await?;
+    let customer_id = customer["id"].as_str().unwrap_or_default().to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut workers = Vec::new();
+    for _ in 0..args.concurrency {
+        let client = client.clone();
+        let base = base.clone();
+        let scenario = args.scenario.clone();
+        let customer_id = customer_id.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(100_000);
+            let mut failures = 0u64;
+            while Instant::now() < deadline {
+                let start = Instant::now();
+                let req = match scenario.as_str() {
+                    "post-order" => client
+                        .post(format!("{base}/v1/orders"))
+                        .json(&json!({"customer": customer_id, "lines": [{"product": "W-1", "quantity": 1}]})),
+                    _ => client.get(format!("{base}/v1/customers/{customer_id}")),
+                };
+                let ok = match req.header("x-test-tenant", "demo").send().await {
+                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.push(start.elapsed().as_micros() as u64);
+                } else {
+                    failures += 1;
+                }
+            }
+            (latencies, failures)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut failures = 0;
+    for w in workers {
+        let (l, f) = w.await?;
+        all.extend(l);
+        failures += f;
+    }
+    all.sort_unstable();
+    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    println!(
+        "scenario={} concurrency={} seconds={} requests={} failures={} rps={:.0} p50={}us p99={}us max={}us",
+        args.scenario,
+        args.concurrency,
+        args.seconds,
+        all.len(),
+        failures,
+        all.len() as f64 / args.seconds as f64,
+        pct(0.50),
+        pct(0.99),
+        all.last().copied().unwrap_or(0)
+    );
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok(())
+}
