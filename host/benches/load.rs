@@ -75,9 +75,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             while Instant::now() < deadline {
                 let start = Instant::now();
                 let req = match scenario.as_str() {
-                    "post-order" => client
-                        .post(format!("{base}/v1/orders"))
-                        .json(&json!({"customer": customer_id, "lines": [{"product": "W-1", "quantity": 1}]})),
+                    "post-order" => client.post(format!("{base}/v1/orders")).json(
+                        &json!({"customer": customer_id, "lines": [{"product": "W-1", "quantity": 1}]}),
+                    ),
                     _ => client.get(format!("{base}/v1/customers/{customer_id}")),
                 };
                 let ok = match req.header("x-test-tenant", "demo").send().await {
@@ -101,7 +101,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         failures += f;
     }
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0)
+    };
     println!(
         "scenario={} concurrency={} seconds={} requests={} failures={} rps={:.0} p50={}us p99={}us max={}us",
         args.scenario,

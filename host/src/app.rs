@@ -8,11 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::admins::throttle::LoginThrottle;
 use crate::bootstrap::{self, Banner};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::http::{self, AppState, Inner};
+use crate::keys::Pepper;
+use crate::keys::cache::KeyCache;
 use crate::telemetry;
 
 /// A server bound to its port, ready to serve.
@@ -41,7 +44,17 @@ impl App {
     pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Self> {
         let db = Db::connect(&settings.database).await.context("opening the database")?;
         db.migrate().await.context("migrating the database")?;
-        let banner = bootstrap::run(&db, deps.clock.as_ref()).await.context("first-start setup")?;
+        let pepper = Pepper::resolve(&settings.keys.pepper, &settings.profile, &settings.data.dir)?;
+        let banner = bootstrap::run(&db, &settings, &pepper, deps.clock.as_ref())
+            .await
+            .context("first-start setup")?;
+        let keys = Arc::new(KeyCache::new(pepper, settings.keys.cache_ttl_seconds as i64 * 1000));
+        let a = &settings.admin;
+        let throttle = LoginThrottle::new(
+            a.login_window_minutes as i64 * 60_000,
+            a.login_max_failures_per_account as usize,
+            a.login_max_failures_per_ip as usize,
+        );
         let listener = TcpListener::bind(settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
@@ -50,6 +63,8 @@ impl App {
             db,
             metrics: telemetry::metrics_handle(),
             clock: deps.clock,
+            keys,
+            throttle,
             test_tenant_header: deps.test_tenant_header,
         });
         Ok(Self { listener, state, banner })
@@ -89,21 +104,34 @@ impl App {
             () = deadline => tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; closing"),
         }
         janitor.abort();
+        if let Err(e) = state.keys.flush_last_used(&state.db).await {
+            tracing::warn!(error = %e, "cannot write last-used times at shutdown");
+        }
         state.db.close().await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Periodic housekeeping: forgets idempotency keys past their retention.
+/// Periodic housekeeping: writes keys' last-used times and forgets idempotency keys past their
+/// retention.
 async fn janitor(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    let flush_every = state.settings.keys.last_used_flush_seconds.max(1);
+    let mut tick = tokio::time::interval(Duration::from_secs(flush_every));
+    let mut last_purge = 0i64;
     loop {
         tick.tick().await;
-        match crate::resources::idempotency::purge(&state.db, state.clock.now_ms()).await {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired idempotency keys"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
+        if let Err(e) = state.keys.flush_last_used(&state.db).await {
+            tracing::warn!(error = %e, "cannot write last-used times; will retry");
+        }
+        let now = state.clock.now_ms();
+        if now - last_purge >= 600_000 {
+            last_purge = now;
+            match crate::resources::idempotency::purge(&state.db, now).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired idempotency keys"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
+            }
         }
     }
 }

@@ -1,10 +1,15 @@
-//! First start on an empty database: tenant `demo`, one admin, and a banner printed once.
+//! First start on an empty database: tenant `demo`, one admin, one test key, and a banner with
+//! what a newcomer needs, printed once.
 
-use argon2::password_hash::{PasswordHasher, SaltString, rand_core::OsRng};
-
+use crate::admins::{self, AdminError};
 use crate::clock::Clock;
+use crate::config::Settings;
 use crate::db::Db;
-use crate::ids::{new_id, random_base62};
+use crate::ids::random_base62;
+use crate::keys::store::{self as key_store, Actor};
+use crate::keys::{Environment, Limits, NewKey, Pepper, Scope};
+use crate::resources::store::{ResourceError, TenantId};
+use crate::tenants::{self, TenantError};
 
 pub const DEMO_TENANT: &str = "demo";
 pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.local";
@@ -13,8 +18,12 @@ pub const DEMO_ADMIN_EMAIL: &str = "admin@demo.local";
 pub enum BootstrapError {
     #[error("database error during first-start setup: {0}")]
     Db(#[from] sqlx::Error),
-    #[error("cannot hash the admin password: {0}")]
-    Hash(String),
+    #[error(transparent)]
+    Tenant(#[from] TenantError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error("cannot issue the demo key: {0}")]
+    Key(#[from] ResourceError),
 }
 
 /// What a newcomer needs after the first start; `None` when the database already had tenants.
@@ -22,56 +31,55 @@ pub enum BootstrapError {
 pub struct Banner {
     pub admin_email: String,
     pub admin_password: String,
+    pub test_key: String,
 }
 
 impl Banner {
     pub fn render(&self, base_url: &str) -> String {
         format!(
             "\n  Angage is ready (first start: tenant `{DEMO_TENANT}` created).\n\
-             \n  Admin login   {}  /  {}\n  Health        curl {base_url}/healthz\n\
-             \n  This password is shown once. Keep it now.\n",
-            self.admin_email, self.admin_password
+             \n  Console       {base_url}/console\
+             \n  Admin login   {}  /  {}\
+             \n  Test API key  {}\
+             \n  API docs      {base_url}/docs\
+             \n\n  Try it:       curl -H 'Authorization: Bearer {}' {base_url}/v1/customers\
+             \n\n  The password and the key are shown once. Keep them now.\n",
+            self.admin_email, self.admin_password, self.test_key, self.test_key
         )
     }
 }
 
-/// Creates the demo tenant and its admin when no tenant exists yet.
-pub async fn run(db: &Db, clock: &dyn Clock) -> Result<Option<Banner>, BootstrapError> {
-    let mut tx = db.pool.begin().await?;
-    let (tenants,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tenants").fetch_one(&mut *tx).await?;
+/// Creates the demo tenant, its admin and a full-scope test key when no tenant exists yet.
+pub async fn run(
+    db: &Db,
+    settings: &Settings,
+    pepper: &Pepper,
+    clock: &dyn Clock,
+) -> Result<Option<Banner>, BootstrapError> {
+    let (tenants,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tenants").fetch_one(&db.pool).await?;
     if tenants > 0 {
         return Ok(None);
     }
     let now = clock.now_ms();
-    let tenant_id = new_id("ten");
-    sqlx::query("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(&tenant_id)
-        .bind(DEMO_TENANT)
-        .bind("Demo Company")
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    let tenant = match tenants::create(db, DEMO_TENANT, "Demo Company", now).await {
+        Ok(t) => t,
+        // Another process bootstrapped at the same moment: nothing left to do.
+        Err(TenantError::Exists(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let tenant_id = TenantId(tenant.id);
     let password = random_base62(20);
-    let hash = hash_password(&password)?;
-    sqlx::query(
-        "INSERT INTO admin_users (id, tenant_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(new_id("adm"))
-    .bind(&tenant_id)
-    .bind(DEMO_ADMIN_EMAIL)
-    .bind(&hash)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(Some(Banner { admin_email: DEMO_ADMIN_EMAIL.into(), admin_password: password }))
-}
-
-/// argon2id PHC string.
-pub fn hash_password(password: &str) -> Result<String, BootstrapError> {
-    let salt = SaltString::generate(&mut OsRng);
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| BootstrapError::Hash(e.to_string()))
+    admins::create(db, &settings.admin, &tenant_id, DEMO_ADMIN_EMAIL, &password, now).await?;
+    let key = NewKey {
+        name: "Quick start".into(),
+        description: Some("Created on first start".into()),
+        environment: Environment::Test,
+        scope: Scope::Full,
+        grants: Default::default(),
+        rate_limits: Limits::default(),
+        ip_allowlist: Vec::new(),
+        expires_in_days: Some(0),
+    };
+    let issued = key_store::create(db, pepper, &tenant_id, &Actor("system".into()), key, now).await?;
+    Ok(Some(Banner { admin_email: DEMO_ADMIN_EMAIL.into(), admin_password: password, test_key: issued.key }))
 }

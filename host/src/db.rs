@@ -2,8 +2,8 @@
 //! the same repository code and the same migrations serve both.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
@@ -95,7 +95,8 @@ impl Db {
     pub async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => {
-                let permit = self.writer.clone().acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
+                let permit =
+                    self.writer.clone().acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
                 Ok(WriteTx { tx, _permit: Some(permit) })
             }

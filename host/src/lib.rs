@@ -1,6 +1,7 @@
 //! The Angage API Platform host: HTTP server, admin API, key store, plugin runtime, rule engine
 //! and usage pipeline. `main.rs` is a thin CLI over this library.
 
+pub mod admins;
 pub mod app;
 pub mod bootstrap;
 pub mod cli;
@@ -9,6 +10,8 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod ids;
+pub mod keys;
 pub mod resources;
 pub mod telemetry;
+pub mod tenants;
 pub mod validate;

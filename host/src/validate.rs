@@ -238,6 +238,41 @@ impl<'v> Input<'v> {
         (errors.0.len() == before).then_some(out)
     }
 
+    /// An array of at most `max_items` strings of at most `max_len` characters each.
+    pub fn strings(
+        &self,
+        key: &str,
+        max_items: usize,
+        max_len: usize,
+        errors: &mut Errors,
+    ) -> Option<Vec<String>> {
+        let value = self.get(key, Need::Optional, errors)?;
+        let Value::Array(items) = value else {
+            errors.push(self.field_path(key), format!("must be an array of strings, not {}", kind(value)));
+            return None;
+        };
+        if items.len() > max_items {
+            errors.push(self.field_path(key), format!("must have at most {max_items} items"));
+            return None;
+        }
+        let before = errors.0.len();
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item.as_str() {
+                Some(s) if s.chars().count() <= max_len => out.push(s.trim().to_owned()),
+                Some(_) => errors.push(
+                    format!("{}[{i}]", self.field_path(key)),
+                    format!("must be at most {max_len} characters"),
+                ),
+                None => errors.push(
+                    format!("{}[{i}]", self.field_path(key)),
+                    format!("must be a string, not {}", kind(item)),
+                ),
+            }
+        }
+        (errors.0.len() == before).then_some(out)
+    }
+
     /// A free-form object of string values (client metadata), at most 20 keys.
     pub fn metadata(&self, key: &str, errors: &mut Errors) -> Option<Map<String, Value>> {
         let value = self.get(key, Need::Optional, errors)?;

@@ -77,12 +77,12 @@ fn secrets_are_redacted_in_config_show() {
         dir.path(),
         &[],
         &[
-            ("ANGAGE_KEYS__PEPPER", "s3cr3t-pepper-value"),
+            ("ANGAGE_KEYS__PEPPER", "s3cr3t-pepper-value-of-at-least-32-chars"),
             ("ANGAGE_DATABASE__URL", "postgres://app:hunter2@db:5432/angage"),
         ],
     );
     assert!(ok);
-    assert!(!out.contains("s3cr3t-pepper-value"));
+    assert!(!out.contains("s3cr3t-pepper-value-of-at-least-32-chars"));
     assert!(!out.contains("hunter2"));
     assert!(line(&out, "pepper").contains("\"<redacted>\"  # environment variable ANGAGE_KEYS__PEPPER"));
     assert!(line(&out, "url").contains("postgres://app:***@db:5432/angage"));

@@ -183,16 +183,53 @@ impl TestApp {
         V1 { app: self, tenant: self.tenant.clone() }
     }
 
-    /// Creates a tenant directly in the store.
-    pub async fn create_tenant(&self, slug: &str) {
-        sqlx::query("INSERT INTO tenants (id, slug, name, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(angage_host::ids::new_id("ten"))
-            .bind(slug)
-            .bind(slug)
-            .bind(T0_MS)
-            .execute(&self.state.db.pool)
-            .await
-            .expect("create tenant");
+    /// Creates a tenant (with its default settings) in the store.
+    pub async fn create_tenant(&self, slug: &str) -> String {
+        angage_host::tenants::create(&self.state.db, slug, slug, T0_MS).await.expect("create tenant").id
+    }
+
+    /// Creates a tenant with one admin and logs that admin in.
+    pub async fn tenant_admin(&self, slug: &str) -> AdminSession<'_> {
+        let id = self.create_tenant(slug).await;
+        let email = format!("admin@{slug}.example.com");
+        let password = "correct horse battery staple";
+        angage_host::admins::create(
+            &self.state.db,
+            &self.state.settings.admin,
+            &angage_host::resources::store::TenantId(id),
+            &email,
+            password,
+            T0_MS,
+        )
+        .await
+        .expect("create admin");
+        self.login(&email, password).await
+    }
+
+    /// Logs the first-start admin of tenant `demo` in.
+    pub async fn demo_admin(&self) -> AdminSession<'_> {
+        let banner = self.banner.clone().expect("first start");
+        self.login(&banner.admin_email, &banner.admin_password).await
+    }
+
+    /// Logs in through the admin API; panics unless it succeeds.
+    pub async fn login(&self, email: &str, password: &str) -> AdminSession<'_> {
+        let reply = self.try_login(email, password).await;
+        assert_eq!(reply.status, 200, "login failed: {:?}", reply.body);
+        let cookie =
+            reply.header("set-cookie").expect("session cookie").split(';').next().expect("pair").to_owned();
+        let csrf = reply.body["csrf_token"].as_str().expect("csrf").to_owned();
+        AdminSession { app: self, cookie, csrf }
+    }
+
+    pub async fn try_login(&self, email: &str, password: &str) -> Reply {
+        send_checked(
+            &self.http,
+            self.http
+                .post(self.url("/admin/v1/login"))
+                .json(&serde_json::json!({"email": email, "password": password})),
+        )
+        .await
     }
 
     /// Signals shutdown (as SIGTERM would) and returns the server task to await.
@@ -246,6 +283,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: serde_json::Value,
+    /// The raw body, for checking what must never appear in it.
+    pub text: String,
 }
 
 impl Reply {
@@ -265,21 +304,7 @@ impl V1<'_> {
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
-        let req = req.build().expect("request builds");
-        let method = req.method().as_str().to_lowercase();
-        let path = req.url().path().to_owned();
-        let resp = self.app.http.execute(req).await.expect("send");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.expect("body");
-        let body = if bytes.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        crate::openapi::check_response(&method, &path, status, &headers, &body);
-        Reply { status, headers, body }
+        send_checked(&self.app.http, req).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -296,5 +321,54 @@ impl V1<'_> {
 
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+}
+
+/// Sends a request and checks the response against the OpenAPI document of its API.
+pub async fn send_checked(http: &reqwest::Client, req: reqwest::RequestBuilder) -> Reply {
+    let req = req.build().expect("request builds");
+    let method = req.method().as_str().to_lowercase();
+    let path = req.url().path().to_owned();
+    let resp = http.execute(req).await.expect("send");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("body");
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let body = if bytes.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::String(text.clone()))
+    };
+    crate::openapi::check_response(&method, &path, status, &headers, &body);
+    Reply { status, headers, body, text }
+}
+
+/// A logged-in admin: the session cookie, and the CSRF token sent on every change.
+pub struct AdminSession<'a> {
+    pub app: &'a TestApp,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl AdminSession<'_> {
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.app.http.request(method.clone(), self.app.url(path)).header("cookie", &self.cookie);
+        if method == reqwest::Method::GET { req } else { req.header("x-csrf-token", &self.csrf) }
+    }
+
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        send_checked(&self.app.http, req).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.request(reqwest::Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(self.request(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
     }
 }

@@ -21,10 +21,13 @@ pub fn check_response(
     headers: &reqwest::header::HeaderMap,
     body: &Value,
 ) {
-    if !path.starts_with("/v1/") {
+    let doc = if path.starts_with("/v1/") {
+        document()
+    } else if path.starts_with("/admin/v1/") {
+        admin_document()
+    } else {
         return;
-    }
-    let doc = document();
+    };
     let Some((template, item)) =
         doc["paths"].as_object().and_then(|paths| paths.iter().find(|(t, _)| matches(t, path)))
     else {
@@ -62,6 +65,10 @@ pub fn check_response(
         errors.is_empty(),
         "{method} {template} {status}: body does not match the document: {errors:?}\n{body}"
     );
+}
+
+fn admin_document() -> &'static Value {
+    angage_host::http::admin::openapi::document()
 }
 
 fn matches(template: &str, path: &str) -> bool {

@@ -123,6 +123,7 @@ fn sigterm_exits_zero_and_the_banner_is_printed_once() {
     let (code, stdout) = server.sigterm_and_wait();
     assert_eq!(code, 0);
     assert!(stdout.contains("Admin login   admin@demo.local"), "{stdout}");
+    assert!(stdout.contains("Test API key  ak_test_"), "{stdout}");
 
     let server = start_binary(dir.path());
     assert_eq!(server.get_status("/readyz"), "HTTP/1.1 200 OK");

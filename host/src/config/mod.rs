@@ -34,7 +34,11 @@ pub struct Settings {
     pub plugins: PluginSettings,
     pub policies: PolicySettings,
     pub keys: KeySettings,
+    pub admin: AdminSettings,
     pub log: LogSettings,
+    /// The profile these settings were loaded for (not a configuration key).
+    #[serde(skip)]
+    pub profile: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -92,6 +96,32 @@ pub struct KeySettings {
     /// Server pepper for the HMAC-SHA256 key digests. Empty in development: one is generated
     /// once and kept in `data.dir`. Required in production.
     pub pepper: String,
+    /// How long a looked-up key is served from memory before the store is asked again; changes
+    /// made through this server apply at once, changes from other processes within this time.
+    pub cache_ttl_seconds: u64,
+    /// How often aggregated last-used times are written to the store.
+    pub last_used_flush_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// argon2id memory cost in KiB for admin passwords.
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations.
+    pub argon2_iterations: u32,
+    /// argon2id lanes.
+    pub argon2_parallelism: u32,
+    /// Console session lifetime in hours.
+    pub session_ttl_hours: u64,
+    /// Mark the session cookie `Secure` (serve the console over HTTPS).
+    pub secure_cookies: bool,
+    /// Failed logins per account within the window before the account is locked for the window.
+    pub login_max_failures_per_account: u32,
+    /// Failed logins per client IP within the window before that IP is locked for the window.
+    pub login_max_failures_per_ip: u32,
+    /// The throttling window in minutes.
+    pub login_window_minutes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -126,8 +156,19 @@ impl Default for Settings {
             data: DataSettings { dir: "data".into() },
             plugins: PluginSettings { dir: "plugins.d".into() },
             policies: PolicySettings { dir: "policies".into() },
-            keys: KeySettings { pepper: String::new() },
+            keys: KeySettings { pepper: String::new(), cache_ttl_seconds: 30, last_used_flush_seconds: 30 },
+            admin: AdminSettings {
+                argon2_memory_kib: 19456,
+                argon2_iterations: 2,
+                argon2_parallelism: 1,
+                session_ttl_hours: 12,
+                secure_cookies: false,
+                login_max_failures_per_account: 5,
+                login_max_failures_per_ip: 20,
+                login_window_minutes: 15,
+            },
             log: LogSettings { format: LogFormat::Pretty, level: "info".into() },
+            profile: String::new(),
         }
     }
 }
@@ -205,7 +246,8 @@ impl Sources {
     pub fn load(&self) -> Result<Loaded, ConfigError> {
         let (figment, profile) = self.figment()?;
         check_unknown_keys(&figment)?;
-        let settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
+        let mut settings: Settings = figment.extract().map_err(|e| from_figment(&figment, e))?;
+        settings.profile = profile.clone();
         validate(&settings, &figment)?;
         Ok(Loaded { settings, profile, figment })
     }
@@ -292,6 +334,18 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     let redis = &settings.redis.url;
     if !(redis.is_empty() || redis.starts_with("redis://") || redis.starts_with("rediss://")) {
         return Err(invalid("redis.url", "expected empty or a redis:// URL".into()));
+    }
+    if settings.admin.argon2_memory_kib < 8 * settings.admin.argon2_parallelism.max(1) {
+        return Err(invalid("admin.argon2_memory_kib", "must be at least 8 KiB per lane".into()));
+    }
+    if settings.admin.argon2_iterations == 0 || settings.admin.argon2_parallelism == 0 {
+        return Err(invalid(
+            "admin.argon2_iterations",
+            "iterations and parallelism must be at least 1".into(),
+        ));
+    }
+    if !settings.keys.pepper.is_empty() && settings.keys.pepper.len() < 32 {
+        return Err(invalid("keys.pepper", "must be at least 32 characters".into()));
     }
     if settings.database.max_connections == 0 {
         return Err(invalid("database.max_connections", "must be at least 1".into()));

@@ -1,6 +1,7 @@
 //! The HTTP edge: the only module that knows axum. Domain code returns typed errors; this module
 //! turns them into responses.
 
+pub mod admin;
 mod docs;
 mod health;
 mod observe;
@@ -15,9 +16,11 @@ use axum::middleware;
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::admins::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::keys::cache::KeyCache;
 
 pub use observe::REQUEST_ID;
 pub use problem::{Problem, ProblemBody, ProblemCode};
@@ -31,6 +34,8 @@ pub struct Inner {
     pub db: Db,
     pub metrics: PrometheusHandle,
     pub clock: Arc<dyn Clock>,
+    pub keys: Arc<KeyCache>,
+    pub throttle: LoginThrottle,
     /// Test-only stand-in for authentication: resolve the tenant from `X-Test-Tenant`.
     pub test_tenant_header: bool,
 }
@@ -56,6 +61,7 @@ pub fn router(state: AppState) -> Router {
             v1::router(state.clone())
                 .route_layer(middleware::from_fn_with_state(state.clone(), tenancy::resolve)),
         )
+        .merge(admin::router(state.clone()))
         .route("/v1/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::page))
         .route("/docs/assets/swagger-ui-bundle.js", get(docs::swagger_js))

@@ -1,4 +1,8 @@
-//! The `angage` command line: `serve` (the default), `migrate`, `config show`.
+//! The `angage` command line: `serve` (the default), `migrate`, `config show`, and the
+//! management commands (`tenants`, `admins`, `keys`) that work on the configured database
+//! without a running server.
+
+mod manage;
 
 use std::path::PathBuf;
 
@@ -54,6 +58,15 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Create tenants.
+    #[command(subcommand)]
+    Tenants(manage::TenantsCommand),
+    /// Create admin users.
+    #[command(subcommand)]
+    Admins(manage::AdminsCommand),
+    /// Issue, list, show, revoke and rotate API keys.
+    #[command(subcommand)]
+    Keys(manage::KeysCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +117,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Migrate) => runtime()?.block_on(migrate(loaded)),
+        Some(Command::Tenants(cmd)) => runtime()?.block_on(manage::tenants(loaded, cmd)),
+        Some(Command::Admins(cmd)) => runtime()?.block_on(manage::admins(loaded, cmd)),
+        Some(Command::Keys(cmd)) => runtime()?.block_on(manage::keys(loaded, cmd)),
         Some(Command::Serve) | None => runtime()?.block_on(serve(loaded)),
     }
 }

@@ -1,0 +1,131 @@
+//! `angage tenants|admins|keys` through the real binary, on the configured database.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::Value;
+
+use crate::helpers::angage_bin;
+
+fn run(dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut child = angage_bin()
+        .current_dir(dir)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).expect("stdin");
+    }
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not one JSON object ({e}): {text}"))
+}
+
+#[test]
+fn tenants_admins_and_keys_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (code, out, err) = run(d, &["tenants", "create", "acme", "--name", "Acme Inc", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["slug"], "acme");
+    let (code, _, err) = run(d, &["tenants", "create", "acme", "--name", "again"], None);
+    assert_eq!((code, err.trim()), (1, "error: SLUG: tenant `acme` already exists"));
+
+    let (code, out, _) = run(
+        d,
+        &["admins", "create", "--tenant", "acme", "--email", "ops@acme.example.com", "--json"],
+        Some("a long enough password\n"),
+    );
+    assert_eq!(code, 0);
+    assert!(json_of(&out)["password"].is_null(), "a password given on stdin is not echoed");
+
+    let (code, out, err) = run(
+        d,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Sync",
+            "--env",
+            "test",
+            "--grant",
+            "orders:read",
+            "--grant",
+            "inventory:read_write",
+            "--per-minute",
+            "60",
+            "--burst",
+            "5",
+            "--allow-ip",
+            "10.0.0.0/8",
+            "--allow-ip",
+            "2001:db8::/32",
+            "--expires-in-days",
+            "30",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let created = json_of(&out);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let secret = created["key"].as_str().expect("key").to_owned();
+    assert!(secret.starts_with("ak_test_") && secret.len() == 48);
+    assert_eq!(created["scope"], "custom");
+    assert_eq!(created["grants"]["orders"], "read");
+    assert_eq!(created["rate_limits"]["per_minute"], 60);
+    assert_eq!(created["ip_allowlist"].as_array().expect("allowlist").len(), 2);
+
+    let (_, out, _) = run(d, &["keys", "list", "--tenant", "acme", "--json"], None);
+    assert!(!out.contains(&secret[12..]), "list never shows the secret");
+    assert_eq!(json_of(&out).as_array().expect("keys").len(), 1);
+    let (_, out, _) = run(d, &["keys", "list", "--tenant", "acme"], None);
+    assert!(out.contains("ak_test_") && out.contains("Sync") && out.contains("active"), "{out}");
+
+    let (code, out, _) =
+        run(d, &["keys", "rotate", "--tenant", "acme", &id, "--grace", "1h", "--json"], None);
+    assert_eq!(code, 0);
+    let rotated = json_of(&out);
+    assert_ne!(rotated["key"], secret.as_str());
+    let (_, out, _) = run(d, &["keys", "show", "--tenant", "acme", &id, "--json"], None);
+    assert_eq!(json_of(&out)["status"], "rotating");
+    let new_id = rotated["id"].as_str().expect("id");
+    let (code, out, _) = run(d, &["keys", "revoke", "--tenant", "acme", new_id, "--json"], None);
+    assert_eq!((code, json_of(&out)["status"].as_str()), (0, Some("revoked")));
+
+    for (args, expected) in [
+        (
+            vec!["keys", "create", "--tenant", "acme", "--name", "x", "--per-minute", "0"],
+            "error: --per-minute: must be at least 1",
+        ),
+        (
+            vec!["keys", "create", "--tenant", "acme", "--name", "x", "--allow-ip", "10.0.0.0/40"],
+            "error: --allow-ip: `10.0.0.0/40` is not an IP address or CIDR block",
+        ),
+        (vec!["keys", "create", "--tenant", "nope", "--name", "x"], "error: --tenant: no tenant `nope`"),
+        (
+            vec!["keys", "show", "--tenant", "acme", "key_doesnotexist"],
+            "error: ID: API key key_doesnotexist not found",
+        ),
+    ] {
+        let (code, _, err) = run(d, &args, None);
+        assert_eq!(code, 1, "{args:?}");
+        assert!(err.trim().starts_with(expected), "{args:?}: {err}");
+    }
+    let (code, _, err) =
+        run(d, &["keys", "create", "--tenant", "acme", "--name", "x", "--grant", "foo:read"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("--grant") && err.contains("`foo` is not a module"), "{err}");
+}
