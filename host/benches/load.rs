@@ -4,28 +4,38 @@
 //! ```sh
 //! cargo bench --bench load -- --scenario get-customer --seconds 10 --concurrency 32
 //! cargo bench --bench load -- --scenario post-order --seconds 10 --concurrency 32
+//! # the same route with the policy pipeline bypassed, then on, in one run:
+//! cargo bench --bench load -- --scenario get-customer --compare --seconds 10
 //! ```
 
 use std::time::{Duration, Instant};
 
 use angage_host::app::{App, Deps};
 use angage_host::config::Settings;
+use angage_host::keys::store::Actor;
+use angage_host::keys::{NewKey, store};
+use angage_host::resources::store::TenantId;
 use serde_json::json;
 
 struct Args {
     scenario: String,
     seconds: u64,
     concurrency: usize,
+    compare: bool,
+    bypass: bool,
 }
 
 fn parse_args() -> Args {
-    let mut args = Args { scenario: "get-customer".into(), seconds: 10, concurrency: 32 };
+    let mut args =
+        Args { scenario: "get-customer".into(), seconds: 10, concurrency: 32, compare: false, bypass: false };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--scenario" => args.scenario = it.next().unwrap_or_default(),
             "--seconds" => args.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(10),
             "--concurrency" => args.concurrency = it.next().and_then(|v| v.parse().ok()).unwrap_or(32),
+            "--compare" => args.compare = true,
+            "--pipeline-off" => args.bypass = true,
             _ => {} // cargo bench passes --bench
         }
     }
@@ -35,26 +45,48 @@ fn parse_args() -> Args {
 fn main() -> anyhow::Result<()> {
     let args = parse_args();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(run(args))
+    rt.block_on(async {
+        if args.compare {
+            let off = run(&args, true).await?;
+            let on = run(&args, false).await?;
+            println!("pipeline-on / pipeline-off throughput: {:.3}", on / off);
+        } else {
+            run(&args, args.bypass).await?;
+        }
+        Ok(())
+    })
 }
 
-async fn run(args: Args) -> anyhow::Result<()> {
+/// One measured run; returns requests per second.
+async fn run(args: &Args, bypass: bool) -> anyhow::Result<f64> {
     let dir = tempfile::tempdir()?;
     let mut settings = Settings::default();
     settings.server.addr = "127.0.0.1:0".parse()?;
     settings.database.url = format!("sqlite://{}", dir.path().join("load.db").display());
     settings.data.dir = dir.path().join("data");
+    settings.plugins.dir = dir.path().join("plugins.d");
     settings.log.level = "error".into();
-    let app = App::build(settings, Deps { test_tenant_header: true, ..Deps::default() }).await?;
+    let app = App::build(settings, Deps { bypass_policies: bypass, ..Deps::default() }).await?;
+    let state = app.state().clone();
     let base = format!("http://{}", app.local_addr());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
         let _ = stop_rx.await;
     }));
 
+    let tenant = angage_host::tenants::by_slug(&state.db, "demo").await?;
+    let unlimited = json!({"per_second": 1_000_000_000, "per_minute": 1_000_000_000, "per_hour": 1_000_000_000,
+                           "per_day": 1_000_000_000, "burst": 1_000_000_000});
+    let new = NewKey::parse(&json!({"name": "load", "rate_limits": unlimited}))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let key =
+        store::create(&state.db, state.keys.pepper(), &TenantId(tenant.id), &Actor("load".into()), new, 0)
+            .await?
+            .key;
+
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
     let post = |path: &str, body: serde_json::Value| {
-        client.post(format!("{base}{path}")).header("x-test-tenant", "demo").json(&body).send()
+        client.post(format!("{base}{path}")).bearer_auth(&key).json(&body).send()
     };
     let customer: serde_json::Value =
         post("/v1/customers", json!({"name": "Acme", "email": "ap@acme.example.com"})).await?.json().await?;
@@ -65,10 +97,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let client = client.clone();
-        let base = base.clone();
-        let scenario = args.scenario.clone();
-        let customer_id = customer_id.clone();
+        let (client, base, key) = (client.clone(), base.clone(), key.clone());
+        let (scenario, customer_id) = (args.scenario.clone(), customer_id.clone());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(100_000);
             let mut failures = 0u64;
@@ -80,7 +110,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     ),
                     _ => client.get(format!("{base}/v1/customers/{customer_id}")),
                 };
-                let ok = match req.header("x-test-tenant", "demo").send().await {
+                let ok = match req.bearer_auth(&key).send().await {
                     Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
                     Err(_) => false,
                 };
@@ -104,19 +134,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let pct = |p: f64| {
         all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0)
     };
+    let rps = all.len() as f64 / args.seconds as f64;
     println!(
-        "scenario={} concurrency={} seconds={} requests={} failures={} rps={:.0} p50={}us p99={}us max={}us",
+        "scenario={} pipeline={} concurrency={} seconds={} requests={} failures={} rps={:.0} p50={}us p99={}us max={}us",
         args.scenario,
+        if bypass { "off" } else { "on" },
         args.concurrency,
         args.seconds,
         all.len(),
         failures,
-        all.len() as f64 / args.seconds as f64,
+        rps,
         pct(0.50),
         pct(0.99),
         all.last().copied().unwrap_or(0)
     );
     let _ = stop_tx.send(());
     server.await??;
-    Ok(())
+    Ok(rps)
 }

@@ -16,7 +16,12 @@ use crate::db::Db;
 use crate::http::{self, AppState, Inner};
 use crate::keys::Pepper;
 use crate::keys::cache::KeyCache;
+use crate::plugins::counters::LocalCounters;
+use crate::plugins::store_data::HostCtx;
+use crate::plugins::{PluginRuntime, watch};
 use crate::telemetry;
+use crate::tenants::flags::SettingsCache;
+use crate::usage::UsageSink;
 
 /// A server bound to its port, ready to serve.
 pub struct App {
@@ -24,18 +29,19 @@ pub struct App {
     state: AppState,
     /// First-start information, present once in the life of a database.
     pub banner: Option<Banner>,
+    _watcher: notify::RecommendedWatcher,
 }
 
 /// What may be swapped in tests.
 pub struct Deps {
     pub clock: Arc<dyn Clock>,
-    /// Resolve the tenant from `X-Test-Tenant` (tests only).
-    pub test_tenant_header: bool,
+    /// Skip the policy stages (benchmarks only: the same route with and without the pipeline).
+    pub bypass_policies: bool,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), test_tenant_header: false }
+        Self { clock: Arc::new(SystemClock), bypass_policies: false }
     }
 }
 
@@ -58,16 +64,30 @@ impl App {
         let listener = TcpListener::bind(settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
+        let settings = Arc::new(settings);
+        let ctx = Arc::new(HostCtx {
+            keys: keys.clone(),
+            db: db.clone(),
+            clock: deps.clock.clone(),
+            counters: Arc::new(LocalCounters::default()),
+        });
+        let plugins = PluginRuntime::start(settings.clone(), ctx).context("loading the policy plugins")?;
+        let watcher = watch::spawn(plugins.clone()).context("watching the plugin directory")?;
+        let usage = UsageSink::start(db.clone(), settings.usage.buffer_size);
+        let ttl = settings.keys.cache_ttl_seconds as i64 * 1000;
         let state = AppState::new(Inner {
-            settings,
+            settings: (*settings).clone(),
             db,
             metrics: telemetry::metrics_handle(),
             clock: deps.clock,
             keys,
             throttle,
-            test_tenant_header: deps.test_tenant_header,
+            plugins,
+            usage,
+            tenant_settings: SettingsCache::new(ttl),
+            bypass_policies: deps.bypass_policies,
         });
-        Ok(Self { listener, state, banner })
+        Ok(Self { listener, state, banner, _watcher: watcher })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -81,7 +101,7 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
     /// (up to `server.shutdown_grace_seconds`), flushes and closes the store.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let state = self.state.clone();
+        let App { listener, state, _watcher, .. } = self;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -91,7 +111,7 @@ impl App {
         };
         let janitor = tokio::spawn(janitor(state.clone()));
         let service = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(signal);
+        let server = axum::serve(listener, service).with_graceful_shutdown(signal);
         let deadline = async move {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;
@@ -104,6 +124,7 @@ impl App {
             () = deadline => tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; closing"),
         }
         janitor.abort();
+        state.usage.flush().await;
         if let Err(e) = state.keys.flush_last_used(&state.db).await {
             tracing::warn!(error = %e, "cannot write last-used times at shutdown");
         }

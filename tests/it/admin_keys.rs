@@ -29,7 +29,7 @@ async fn issue(admin: &AdminSession<'_>, body: serde_json::Value) -> (String, St
     (r.body["id"].as_str().expect("id").to_owned(), r.body["key"].as_str().expect("key").to_owned())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issued_keys_are_shown_once_and_looked_up_by_digest() {
     for backend in backends() {
         let app = spawn_app(backend).await;
@@ -103,7 +103,7 @@ async fn issued_keys_are_shown_once_and_looked_up_by_digest() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_keys_are_refused_without_touching_the_database() {
     let app = spawn_app(crate::helpers::Backend::Sqlite).await;
     let admin = app.demo_admin().await;
@@ -118,7 +118,7 @@ async fn malformed_keys_are_refused_without_touching_the_database() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_is_immediate_and_rotation_honours_the_grace_period() {
     for backend in backends() {
         let app = spawn_app(backend).await;
@@ -164,7 +164,7 @@ async fn revoke_is_immediate_and_rotation_honours_the_grace_period() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_expire_and_settings_apply_to_new_keys() {
     let app = spawn_app(crate::helpers::Backend::Sqlite).await;
     let admin = app.demo_admin().await;
@@ -213,7 +213,7 @@ async fn keys_expire_and_settings_apply_to_new_keys() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admins_see_and_change_only_their_own_tenant() {
     for backend in backends() {
         let app = spawn_app(backend).await;
@@ -241,7 +241,7 @@ async fn admins_see_and_change_only_their_own_tenant() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_throttled_per_account_and_per_ip() {
     let app = spawn_app(crate::helpers::Backend::Sqlite).await;
     let banner = app.banner.clone().expect("banner");
@@ -265,7 +265,7 @@ async fn failed_logins_are_throttled_per_account_and_per_ip() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookie_sessions_need_the_csrf_token_for_changes() {
     let app = spawn_app(crate::helpers::Backend::Sqlite).await;
     let banner = app.banner.clone().expect("banner");
@@ -324,7 +324,7 @@ async fn cookie_sessions_need_the_csrf_token_for_changes() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_change_is_audited() {
     let app = spawn_app(crate::helpers::Backend::Sqlite).await;
     let admin = app.demo_admin().await;

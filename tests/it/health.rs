@@ -2,7 +2,7 @@
 
 use crate::helpers::{Backend, backends, problem, spawn_app};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_metrics_and_request_id_echo() {
     let app = spawn_app(Backend::Sqlite).await;
     let resp = app.get("/healthz").await;
@@ -32,7 +32,7 @@ async fn healthz_metrics_and_request_id_echo() {
     app.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_fails_when_the_database_is_gone() {
     for backend in backends() {
         let app = spawn_app(backend).await;

@@ -113,6 +113,11 @@ pub fn test_settings(db: &TestDb) -> Settings {
     s.plugins.dir = db.dir.path().join("plugins.d");
     s.policies.dir = db.dir.path().join("policies");
     s.log.level = "warn".into();
+    // Compiled plugins are shared by every test server: each process compiles them once.
+    s.plugins.cache_dir = std::env::temp_dir().join("angage-test-plugin-cache");
+    // Many test servers share two cores: a generous deadline keeps scheduling delays from
+    // reading as runaway plugins (the deadline itself is tested with a plugin that loops).
+    s.plugins.deadline_ms = 200;
     s
 }
 
@@ -122,6 +127,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The tenant `/v1` calls act for.
     pub tenant: String,
+    /// A full-scope key per tenant slug, made on first use, with limits tests never reach.
+    keys: std::sync::Mutex<std::collections::HashMap<String, String>>,
     pub db: TestDb,
     /// Moves time for the server; starts at [`T0_MS`].
     pub clock: Arc<ManualClock>,
@@ -142,7 +149,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
     let clock = ManualClock::new(T0_MS);
-    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, test_tenant_header: true };
+    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, bypass_policies: false };
     let app = App::build(settings, deps).await.expect("app builds");
     let addr = app.local_addr();
     let state = app.state().clone();
@@ -155,6 +162,7 @@ pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
         base: format!("http://{addr}"),
         http: reqwest::Client::new(),
         tenant: "demo".into(),
+        keys: Default::default(),
         db,
         clock,
         state,
@@ -173,14 +181,48 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("request")
     }
 
-    /// A client acting for another tenant of the same server.
-    pub fn as_tenant(&self, slug: &str) -> V1<'_> {
-        V1 { app: self, tenant: slug.to_owned() }
+    /// A client acting for another tenant of the same server (with a full-scope key).
+    pub async fn as_tenant(&self, slug: &str) -> V1<'_> {
+        let key = self.key_for(slug).await;
+        V1 { app: self, key }
     }
 
     /// A client acting for this app's default tenant.
-    pub fn v1(&self) -> V1<'_> {
-        V1 { app: self, tenant: self.tenant.clone() }
+    pub async fn v1(&self) -> V1<'_> {
+        self.as_tenant(&self.tenant.clone()).await
+    }
+
+    /// A client using exactly this key.
+    pub fn with_key(&self, key: &str) -> V1<'_> {
+        V1 { app: self, key: key.to_owned() }
+    }
+
+    async fn key_for(&self, slug: &str) -> String {
+        if let Some(k) = self.keys.lock().expect("keys").get(slug) {
+            return k.clone();
+        }
+        let limits = serde_json::json!({"per_second": 1_000_000, "per_minute": 1_000_000, "per_hour": 1_000_000,
+                                        "per_day": 1_000_000, "burst": 1_000_000});
+        let key = self.issue_key(slug, serde_json::json!({"name": "tests", "rate_limits": limits})).await;
+        self.keys.lock().expect("keys").insert(slug.to_owned(), key.clone());
+        key
+    }
+
+    /// Issues a key for a tenant straight in the store (as the admin API would); returns the secret.
+    pub async fn issue_key(&self, slug: &str, body: serde_json::Value) -> String {
+        let tenant = angage_host::tenants::by_slug(&self.state.db, slug).await.expect("tenant");
+        let new = angage_host::keys::NewKey::parse(&body).expect("valid key request");
+        let issued = angage_host::keys::store::create(
+            &self.state.db,
+            self.state.keys.pepper(),
+            &angage_host::resources::store::TenantId(tenant.id),
+            &angage_host::keys::store::Actor("tests".into()),
+            new,
+            self.clock.now_ms(),
+        )
+        .await
+        .expect("issue key");
+        issued.key
     }
 
     /// Creates a tenant (with its default settings) in the store.
@@ -274,7 +316,7 @@ pub async fn problem(resp: reqwest::Response) -> serde_json::Value {
 /// OpenAPI document.
 pub struct V1<'a> {
     app: &'a TestApp,
-    tenant: String,
+    key: String,
 }
 
 /// A received response: status, headers and parsed body.
@@ -300,7 +342,7 @@ impl Reply {
 
 impl V1<'_> {
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.app.http.request(method, self.app.url(path)).header("x-test-tenant", &self.tenant)
+        self.app.http.request(method, self.app.url(path)).bearer_auth(&self.key)
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
@@ -321,6 +363,10 @@ impl V1<'_> {
 
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
     }
 }
 

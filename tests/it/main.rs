@@ -7,6 +7,7 @@ mod cli_keys;
 mod health;
 mod helpers;
 mod openapi;
+mod plugins;
 mod shutdown;
 mod storage;
 mod v1_commerce;

@@ -77,7 +77,7 @@ fn matches(template: &str, path: &str) -> bool {
     t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_is_served_with_security_and_code_samples_for_every_operation() {
     let app = spawn_app(Backend::Sqlite).await;
     let served: Value = app.get("/v1/openapi.json").await.json().await.expect("json");

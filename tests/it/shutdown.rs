@@ -9,18 +9,19 @@ use tokio::net::TcpStream;
 
 use crate::helpers::{Backend, TestDb, angage_bin, spawn_with, test_settings};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_finishes_after_shutdown_begins() {
     let db = TestDb::new(Backend::Sqlite).await;
     let settings = test_settings(&db);
     let mut app = spawn_with(db, settings).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
+    let key = app.v1().await.key().to_owned();
 
     // Send the headers and half of the body, then stop the server.
     let body = br#"{"name":"Slow Ltd","email":"slow@example.com"}"#;
     let mut conn = TcpStream::connect(&addr).await.expect("connect");
     let head = format!(
-        "POST /v1/customers HTTP/1.1\r\nHost: {addr}\r\nX-Test-Tenant: demo\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/customers HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await.expect("head");

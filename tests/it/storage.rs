@@ -4,7 +4,7 @@ use angage_host::db::MIGRATOR;
 
 use crate::helpers::{backends, spawn_app};
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrations_apply_and_bootstrap_runs_once_on_every_backend() {
     for backend in backends() {
         let app = spawn_app(backend).await;

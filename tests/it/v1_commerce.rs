@@ -24,11 +24,11 @@ fn stock(item: &serde_json::Value) -> (i64, i64, i64) {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn products_and_inventory() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         seed(&v1).await;
         let dup = v1
             .post("/v1/products", json!({"sku": "W-1", "name": "again", "unit_price": 1, "currency": "USD"}))
@@ -86,11 +86,11 @@ async fn products_and_inventory() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orders_reserve_stock_and_refuse_what_is_not_there() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         seed(&v1).await;
         let order = v1
             .post("/v1/orders", json!({"customer": "CUST-10001", "lines": [{"product": "W-1", "quantity": 2}, {"product": "W-2", "quantity": 3, "unit_price": 450}]}))
@@ -166,11 +166,11 @@ async fn orders_reserve_stock_and_refuse_what_is_not_there() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invoices_and_payments_move_through_partially_paid_to_paid() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         seed(&v1).await;
         v1.post(
             "/v1/orders",
@@ -248,11 +248,11 @@ async fn invoices_and_payments_move_through_partially_paid_to_paid() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_orders_never_oversell() {
     for backend in backends() {
         let app = spawn_app(backend).await;
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         seed(&v1).await;
         // 10 units of W-1; 16 concurrent orders of 1.
         let mut tasks = Vec::new();
@@ -260,7 +260,14 @@ async fn concurrent_orders_never_oversell() {
             let req = v1
                 .request(reqwest::Method::POST, "/v1/orders")
                 .json(&json!({"customer": "CUST-10001", "lines": [{"product": "W-1", "quantity": 1}]}));
-            tasks.push(tokio::spawn(async move { req.send().await.expect("send").status().as_u16() }));
+            tasks.push(tokio::spawn(async move {
+                let resp = req.send().await.expect("send");
+                let status = resp.status().as_u16();
+                if status >= 500 {
+                    eprintln!("{}", resp.text().await.unwrap_or_default());
+                }
+                status
+            }));
         }
         let mut statuses = Vec::new();
         for t in tasks {

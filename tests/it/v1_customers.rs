@@ -22,10 +22,10 @@ where
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_products_own_example_works_as_written() {
     each_backend(|app| async move {
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         let r = v1.post("/v1/customers", acme()).await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         let id = r.body["id"].as_str().expect("id").to_owned();
@@ -59,10 +59,10 @@ async fn the_products_own_example_works_as_written() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_specific_4xx_listing_each_field() {
     each_backend(|app| async move {
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         let r = v1
             .post(
                 "/v1/customers",
@@ -132,10 +132,10 @@ async fn bad_input_is_a_specific_4xx_listing_each_field() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lists_paginate_newest_first_with_filters() {
     each_backend(|app| async move {
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         for i in 0..25 {
             app.clock.advance_ms(1000);
             let r = v1
@@ -187,10 +187,10 @@ async fn lists_paginate_newest_first_with_filters() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotent_retries_return_the_first_result() {
     each_backend(|app| async move {
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         let post = |body: Value, key: &str| {
             v1.request(reqwest::Method::POST, "/v1/customers").header("idempotency-key", key).json(&body)
         };
@@ -218,8 +218,10 @@ async fn idempotent_retries_return_the_first_result() {
         app.create_tenant("other").await;
         assert_eq!(
             app.as_tenant("other")
+                .await
                 .send(
                     app.as_tenant("other")
+                        .await
                         .request(reqwest::Method::POST, "/v1/customers")
                         .header("idempotency-key", "key-1")
                         .json(&acme())
@@ -238,10 +240,10 @@ async fn idempotent_retries_return_the_first_result() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etags_give_304_and_stale_writes_get_412() {
     each_backend(|app| async move {
-        let v1 = app.v1();
+        let v1 = app.v1().await;
         let created = v1.post("/v1/customers", acme()).await;
         let tag = created.header("etag").expect("etag").to_owned();
         let get = v1.get("/v1/customers/CUST-10001").await;
@@ -291,12 +293,12 @@ async fn etags_give_304_and_stale_writes_get_412() {
     .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_never_see_or_change_each_others_rows() {
     each_backend(|app| async move {
         app.create_tenant("globex").await;
-        let demo = app.v1();
-        let globex = app.as_tenant("globex");
+        let demo = app.v1().await;
+        let globex = app.as_tenant("globex").await;
         let c = demo.post("/v1/customers", acme()).await;
         let id = c.body["id"].as_str().expect("id").to_owned();
         demo.post(

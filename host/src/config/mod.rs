@@ -35,6 +35,7 @@ pub struct Settings {
     pub policies: PolicySettings,
     pub keys: KeySettings,
     pub admin: AdminSettings,
+    pub usage: UsageSettings,
     pub log: LogSettings,
     /// The profile these settings were loaded for (not a configuration key).
     #[serde(skip)]
@@ -81,6 +82,37 @@ pub struct DataSettings {
 pub struct PluginSettings {
     /// Directory watched for `.wasm` files that override the built-in plugins.
     pub dir: PathBuf,
+    /// Where compiled plugins are cached across restarts; empty: `<data.dir>/plugin-cache`.
+    pub cache_dir: PathBuf,
+    /// Longest a single plugin call may run, in milliseconds.
+    pub deadline_ms: u64,
+    /// Memory cap per plugin instance, in MiB.
+    pub memory_limit_mib: u64,
+    /// Warm instances per plugin; calls beyond that wait up to `queue_timeout_ms`, then fail.
+    pub max_instances: usize,
+    pub queue_timeout_ms: u64,
+    /// What a failing rate-limit plugin means: `closed` (refuse with 503) or `open` (let through).
+    pub rate_limit_failure: FailMode,
+    /// Which plugin serves each stage: a built-in name or `<plugins.dir>/<name>.wasm`.
+    pub stages: StagePlugins,
+    /// Each plugin's configuration, handed to it as JSON, keyed by plugin name.
+    pub config: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    Closed,
+    Open,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StagePlugins {
+    pub authenticate: String,
+    pub authorize: String,
+    pub rate_limit: String,
+    pub enrich_usage: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,6 +133,14 @@ pub struct KeySettings {
     pub cache_ttl_seconds: u64,
     /// How often aggregated last-used times are written to the store.
     pub last_used_flush_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UsageSettings {
+    /// Usage events buffered in memory before they are written; when full, events are dropped
+    /// and counted (`angage_usage_dropped_total`).
+    pub buffer_size: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -154,7 +194,25 @@ impl Default for Settings {
             },
             redis: RedisSettings { url: String::new() },
             data: DataSettings { dir: "data".into() },
-            plugins: PluginSettings { dir: "plugins.d".into() },
+            plugins: PluginSettings {
+                dir: "plugins.d".into(),
+                cache_dir: PathBuf::new(),
+                deadline_ms: 10,
+                memory_limit_mib: 32,
+                max_instances: 16,
+                queue_timeout_ms: 100,
+                rate_limit_failure: FailMode::Closed,
+                stages: StagePlugins {
+                    authenticate: "apikey-auth".into(),
+                    authorize: "module-scopes".into(),
+                    rate_limit: "rate-limit".into(),
+                    enrich_usage: "usage-enrich".into(),
+                },
+                config: std::collections::BTreeMap::from([(
+                    "apikey-auth".to_owned(),
+                    serde_json::json!({"trusted_proxies": [], "environments": ["live", "test"]}),
+                )]),
+            },
             policies: PolicySettings { dir: "policies".into() },
             keys: KeySettings { pepper: String::new(), cache_ttl_seconds: 30, last_used_flush_seconds: 30 },
             admin: AdminSettings {
@@ -167,6 +225,7 @@ impl Default for Settings {
                 login_max_failures_per_ip: 20,
                 login_window_minutes: 15,
             },
+            usage: UsageSettings { buffer_size: 65536 },
             log: LogSettings { format: LogFormat::Pretty, level: "info".into() },
             profile: String::new(),
         }
@@ -299,7 +358,8 @@ fn check_unknown_keys(figment: &Figment) -> Result<(), ConfigError> {
     let dict = merged.get(&Profile::Default).cloned().unwrap_or_default();
     let mut unknown = None;
     flatten("", &Value::from(dict), &mut |key, _| {
-        let is_known = known.iter().any(|k| k == key);
+        // Plugin configuration is free-form: each plugin defines its own keys.
+        let is_known = known.iter().any(|k| k == key) || key.starts_with("plugins.config.");
         if !is_known && unknown.is_none() {
             unknown = Some(key.to_owned());
         }
@@ -346,6 +406,15 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if !settings.keys.pepper.is_empty() && settings.keys.pepper.len() < 32 {
         return Err(invalid("keys.pepper", "must be at least 32 characters".into()));
+    }
+    if settings.plugins.deadline_ms == 0
+        || settings.plugins.max_instances == 0
+        || settings.plugins.memory_limit_mib == 0
+    {
+        return Err(invalid(
+            "plugins.deadline_ms",
+            "deadline, instances and memory limit must be at least 1".into(),
+        ));
     }
     if settings.database.max_connections == 0 {
         return Err(invalid("database.max_connections", "must be at least 1".into()));

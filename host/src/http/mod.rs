@@ -5,8 +5,8 @@ pub mod admin;
 mod docs;
 mod health;
 mod observe;
+pub mod pipeline;
 mod problem;
-mod tenancy;
 pub mod v1;
 
 use std::sync::Arc;
@@ -21,6 +21,9 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::keys::cache::KeyCache;
+use crate::plugins::PluginRuntime;
+use crate::tenants::flags::SettingsCache;
+use crate::usage::UsageSink;
 
 pub use observe::REQUEST_ID;
 pub use problem::{Problem, ProblemBody, ProblemCode};
@@ -36,8 +39,11 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyCache>,
     pub throttle: LoginThrottle,
-    /// Test-only stand-in for authentication: resolve the tenant from `X-Test-Tenant`.
-    pub test_tenant_header: bool,
+    pub plugins: Arc<PluginRuntime>,
+    pub usage: UsageSink,
+    pub tenant_settings: SettingsCache,
+    /// Bench-only: skip the policy stages (tenant from the key, no plugins, no limits).
+    pub bypass_policies: bool,
 }
 
 impl std::ops::Deref for AppState {
@@ -59,7 +65,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(
             v1::router(state.clone())
-                .route_layer(middleware::from_fn_with_state(state.clone(), tenancy::resolve)),
+                .route_layer(middleware::from_fn_with_state(state.clone(), pipeline::run)),
         )
         .merge(admin::router(state.clone()))
         .route("/v1/openapi.json", get(docs::openapi_json))

@@ -1,58 +1,34 @@
-//! The API key format: `ak_live_` or `ak_test_` + 40 base62 characters, the last 6 a base62
-//! CRC32 of everything before them. A mistyped or made-up key is refused before any lookup, and
-//! secret scanners can recognise one.
+//! API keys as values: `ApiKey` is a key whose format and checksum are valid (the rules live in
+//! the SDK's `keyfmt`, shared with plugins); it never prints its secret.
 
 use std::fmt;
 
+pub use angage_plugin_sdk::keyfmt::KeyFormatError;
+use angage_plugin_sdk::keyfmt::{self, BASE62, BODY_LEN, CHECK_LEN};
 use rand::Rng;
 
 use super::Environment;
-
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const BODY: usize = 40;
-const CHECK: usize = 6;
 
 /// A presented or generated key whose format and checksum are valid. Never logged: `Debug`
 /// prints only the display prefix.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
 
-/// Why a presented string is not an API key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum KeyFormatError {
-    #[error("an API key starts with ak_live_ or ak_test_")]
-    Prefix,
-    #[error("an API key has 40 letters and digits after its prefix")]
-    Length,
-    #[error("the API key's checksum does not match; it was mistyped or made up")]
-    Checksum,
-}
-
 impl ApiKey {
     pub fn parse(text: &str) -> Result<Self, KeyFormatError> {
-        let body = text
-            .strip_prefix("ak_live_")
-            .or_else(|| text.strip_prefix("ak_test_"))
-            .ok_or(KeyFormatError::Prefix)?;
-        if body.len() != BODY || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(KeyFormatError::Length);
-        }
-        let (head, check) = text.split_at(text.len() - CHECK);
-        if checksum(head) != check {
-            return Err(KeyFormatError::Checksum);
-        }
+        keyfmt::check(text)?;
         Ok(Self(text.to_owned()))
     }
 
     /// A new random key for `env`.
     pub fn generate(env: Environment) -> Self {
         let mut rng = rand::rng();
-        let mut text = String::with_capacity(8 + BODY);
+        let mut text = String::with_capacity(8 + BODY_LEN);
         text.push_str(env.key_prefix());
-        for _ in 0..BODY - CHECK {
+        for _ in 0..BODY_LEN - CHECK_LEN {
             text.push(BASE62[rng.random_range(0..62)] as char);
         }
-        let check = checksum(&text);
+        let check = keyfmt::checksum(&text);
         text.push_str(&check);
         Self(text)
     }
@@ -76,17 +52,6 @@ impl fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "ApiKey({})", self.display_prefix())
     }
-}
-
-/// Base62 of the CRC32 of `text`, zero-padded to 6 characters (62^6 > 2^32).
-fn checksum(text: &str) -> String {
-    let mut n = crc32fast::hash(text.as_bytes());
-    let mut out = [b'0'; CHECK];
-    for slot in out.iter_mut().rev() {
-        *slot = BASE62[(n % 62) as usize];
-        n /= 62;
-    }
-    out.iter().map(|&b| b as char).collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! lookup the request path uses.
 
 pub mod cache;
-pub mod cidr;
 pub mod digest;
 pub mod format;
 pub mod store;
@@ -13,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub use cidr::Cidr;
+pub use angage_plugin_sdk::cidr::{self, Cidr};
 pub use digest::Pepper;
 pub use format::{ApiKey, KeyFormatError};
 
@@ -326,6 +325,33 @@ impl Grace {
             Self::OneHour => HOUR,
             Self::OneDay => 24 * HOUR,
             Self::SevenDays => 7 * 24 * HOUR,
+        }
+    }
+}
+
+#[cfg(test)]
+mod cidr_properties {
+    use std::net::IpAddr;
+
+    use proptest::prelude::*;
+
+    use super::Cidr;
+
+    proptest! {
+        #[test]
+        fn v4_membership_agrees_with_arithmetic(net in any::<u32>(), prefix in 0u8..=32, probe in any::<u32>()) {
+            let cidr = Cidr::parse(&format!("{}/{prefix}", std::net::Ipv4Addr::from(net))).expect("valid");
+            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            prop_assert_eq!(cidr.contains(IpAddr::V4(probe.into())), (net & m) == (probe & m));
+        }
+
+        #[test]
+        fn v6_membership_agrees_with_arithmetic(net in any::<u128>(), prefix in 0u8..=128, probe in any::<u128>()) {
+            let cidr = Cidr::parse(&format!("{}/{prefix}", std::net::Ipv6Addr::from(net))).expect("valid");
+            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let probe_ip = std::net::Ipv6Addr::from(probe);
+            prop_assume!(probe_ip.to_ipv4_mapped().is_none());
+            prop_assert_eq!(cidr.contains(IpAddr::V6(probe_ip)), (net & m) == (probe & m));
         }
     }
 }

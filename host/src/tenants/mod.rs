@@ -1,6 +1,7 @@
 //! Tenants, their settings and their audit log.
 
 pub mod audit;
+pub mod flags;
 pub mod settings;
 
 use serde::Serialize;

@@ -30,6 +30,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/keys/{id}/rotate", post(keys::rotate))
         .route("/admin/v1/settings", get(tenant::get_settings).put(tenant::put_settings))
         .route("/admin/v1/audit", get(tenant::audit))
+        .route("/admin/v1/plugins", get(tenant::plugins))
         .route("/admin/v1/admins", get(tenant::list_admins).post(tenant::create_admin))
         .route("/admin/v1/tokens", get(tenant::list_tokens).post(tenant::create_token))
         .route("/admin/v1/tokens/{id}", axum::routing::delete(tenant::revoke_token))

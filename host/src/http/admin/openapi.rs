@@ -20,7 +20,7 @@ use crate::http::ProblemBody;
     paths(
         auth::login, auth::logout, auth::me,
         keys::create, keys::list, keys::get, keys::update, keys::revoke, keys::rotate,
-        tenant::get_settings, tenant::put_settings, tenant::audit,
+        tenant::get_settings, tenant::put_settings, tenant::audit, tenant::plugins,
         tenant::list_admins, tenant::create_admin, tenant::list_tokens, tenant::create_token, tenant::revoke_token,
     ),
     components(schemas(ProblemBody)),

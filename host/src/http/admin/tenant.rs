@@ -57,6 +57,7 @@ pub async fn put_settings(
     .map_err(ResourceError::Db)?;
     tx.commit().await.map_err(ResourceError::Db)?;
     state.keys.invalidate_tenant(&admin.tenant.0);
+    state.tenant_settings.invalidate(&admin.tenant.0);
     Ok(Json(next))
 }
 
@@ -214,4 +215,17 @@ pub async fn revoke_token(
     .await
     .map_err(ResourceError::Db)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Plugins serving each stage
+///
+/// Each stage's active plugin, where it came from, its version and content hash, when it was
+/// loaded, and the last failed load (while the previous version keeps serving).
+#[utoipa::path(get, path = "/admin/v1/plugins", tag = "Plugins", operation_id = "listPlugins",
+    responses((status = 200, description = "One entry per stage", body = Vec<crate::plugins::StageStatus>), (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn plugins(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> Json<Vec<crate::plugins::StageStatus>> {
+    Json(state.plugins.status())
 }

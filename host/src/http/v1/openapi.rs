@@ -19,7 +19,11 @@ use crate::http::ProblemBody;
                        or `X-API-Key: ak_live_...`. Errors are RFC 9457 `application/problem+json` bodies with a stable `code`. \
                        Lists are newest first with cursor pagination (`limit`, `starting_after`). Every POST accepts an \
                        `Idempotency-Key`. Single resources carry an `ETag`; send `If-None-Match` to get 304 and `If-Match` on PUT \
-                       to get 412 instead of overwriting someone else's change."
+                       to get 412 instead of overwriting someone else's change. Every response carries \
+                       `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds) for the window \
+                       closest to its limit, and the IETF `RateLimit-Policy` and `RateLimit` fields; a 429 adds \
+                       `Retry-After`. Denials: 401 `missing_credentials`, `invalid_api_key`, `expired_api_key`, \
+                       `revoked_api_key`; 403 `insufficient_scope`, `ip_not_allowed`, `https_required`; 429 `rate_limited`."
     ),
     paths(
         customers::create, customers::list, customers::get, customers::update, customers::delete,
@@ -98,6 +102,13 @@ fn add_code_samples(doc: &mut Value) {
                 .into_iter()
                 .map(|(lang, _, source)| json!({"lang": lang, "source": source}))
                 .collect();
+            // Every operation passes the policy pipeline and the store: say what that can answer.
+            if let Some(mut unavailable) = op.pointer("/responses/4XX").cloned() {
+                unavailable["description"] = Value::from(
+                    "`policy_unavailable` (a policy plugin failed) or `database_unavailable`; retry later",
+                );
+                op["responses"]["5XX"] = unavailable;
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! IP allowlist entries: CIDR blocks (or single addresses) for IPv4 and IPv6.
+//! IP allowlist entries: CIDR blocks (or single addresses) for IPv4 and IPv6. Shared by the
+//! host (which normalises what admins enter) and plugins (which match client addresses).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -11,11 +12,20 @@ pub struct Cidr {
     prefix: u8,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an IP address or CIDR block (e.g. 203.0.113.0/24 or 2001:db8::/32)")]
+/// A string that is not an address or CIDR block; holds the string.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CidrError(pub String);
 
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` is not an IP address or CIDR block (e.g. 203.0.113.0/24 or 2001:db8::/32)", self.0)
+    }
+}
+
+impl std::error::Error for CidrError {}
+
 impl Cidr {
+    /// Parses `a.b.c.d/n`, `x:y::/n` or a single address (a /32 or /128).
     pub fn parse(text: &str) -> Result<Self, CidrError> {
         let err = || CidrError(text.to_owned());
         let (addr, prefix) = match text.trim().split_once('/') {
@@ -76,8 +86,6 @@ pub fn allowed(allowlist: &[Cidr], ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
 
     fn ip(s: &str) -> IpAddr {
@@ -123,23 +131,5 @@ mod tests {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(Cidr::parse("192.168.1.130/25").expect("ok").to_string(), "192.168.1.128/25");
-    }
-
-    proptest! {
-        #[test]
-        fn v4_membership_agrees_with_arithmetic(net in any::<u32>(), prefix in 0u8..=32, probe in any::<u32>()) {
-            let cidr = Cidr::parse(&format!("{}/{prefix}", std::net::Ipv4Addr::from(net))).expect("valid");
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
-            prop_assert_eq!(cidr.contains(IpAddr::V4(probe.into())), (net & m) == (probe & m));
-        }
-
-        #[test]
-        fn v6_membership_agrees_with_arithmetic(net in any::<u128>(), prefix in 0u8..=128, probe in any::<u128>()) {
-            let cidr = Cidr::parse(&format!("{}/{prefix}", std::net::Ipv6Addr::from(net))).expect("valid");
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
-            let probe_ip = std::net::Ipv6Addr::from(probe);
-            prop_assume!(probe_ip.to_ipv4_mapped().is_none());
-            prop_assert_eq!(cidr.contains(IpAddr::V6(probe_ip)), (net & m) == (probe & m));
-        }
     }
 }

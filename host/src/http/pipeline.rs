@@ -1,0 +1,257 @@
+//! The `/v1` policy pipeline: authenticate (wasm) -> authorize (wasm) -> tenant rule ->
+//! rate-limit (wasm) -> handler -> rate-limit headers; then enrich-usage (wasm) after the
+//! response is decided, off the response path.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, Problem, ProblemCode};
+use crate::config::FailMode;
+use crate::keys::cache::Lookup;
+use crate::plugins::bindings::types;
+use crate::plugins::{CallError, Stage};
+use crate::resources::store::TenantId;
+use crate::usage::UsageRecord;
+
+/// The caller the pipeline let through; handlers read the tenant from it.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Arc<types::Principal>);
+
+pub async fn run(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let now = state.clock.now_ms();
+    let route = matched.map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
+    let peer =
+        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    if state.bypass_policies {
+        return bypass(&state, req, next, now).await;
+    }
+    let info = request_info(&req, &route, peer, now);
+    // Warm the key cache without blocking a worker inside the plugin call.
+    if let Some(presented) = credential(req.headers()) {
+        let _ = state.keys.lookup(&state.db, presented, now).await;
+    }
+    let plugins = &state.plugins;
+
+    let authn = plugins.authn.load_full();
+    let principal = match authn.call(|b, s| b.angage_policy_authenticate().call_authenticate(s, &info)).await
+    {
+        Ok(Ok(p)) => Arc::new(p),
+        Ok(Err(denial)) => return finish(&state, info, None, denied(denial), start),
+        Err(e) => return finish(&state, info, None, unavailable(Stage::Authenticate, &e), start),
+    };
+
+    let authz = plugins.authz.load_full();
+    match authz.call(|b, s| b.angage_policy_authorize().call_authorize(s, &principal, &info)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(denial)) => return finish(&state, info, Some(principal), denied(denial), start),
+        Err(e) => return finish(&state, info, Some(principal), unavailable(Stage::Authorize, &e), start),
+    }
+
+    let tenant_settings = match state.tenant_settings.get(&state.db, &principal.tenant_id, now).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "tenant settings");
+            return finish(
+                &state,
+                info,
+                Some(principal),
+                Problem::unavailable("database_unavailable", "Retry later").into_response(),
+                start,
+            );
+        }
+    };
+    let limits = principal.limits;
+    let rate_request =
+        types::RateRequest { principal: (*principal).clone(), request: info.clone(), cost: 1, limits };
+    let rate = plugins.rate.load_full();
+    let decision = match rate.call(|b, s| b.angage_policy_rate_limit().call_check(s, &rate_request)).await {
+        Ok(d) => Some(d),
+        Err(e) if state.settings.plugins.rate_limit_failure == FailMode::Closed => {
+            return finish(&state, info, Some(principal), unavailable(Stage::RateLimit, &e), start);
+        }
+        Err(_) => None,
+    };
+    let headers_on = tenant_settings.rate_limits.send_rate_limit_headers;
+    if let Some(d) = decision.as_ref().filter(|d| !d.allowed) {
+        let window = d.denied_window.as_deref().unwrap_or("window");
+        let retry = d.retry_after_seconds.unwrap_or(1);
+        let mut problem = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("Rate limit exceeded for the {window} window; retry in {retry} seconds"),
+        );
+        if tenant_settings.rate_limits.send_retry_after {
+            problem = problem.with_header(header::RETRY_AFTER, HeaderValue::from(retry));
+        }
+        let mut response = problem.into_response();
+        if headers_on {
+            rate_headers(response.headers_mut(), d);
+        }
+        return finish(&state, info, Some(principal), response, start);
+    }
+
+    req.extensions_mut().insert(TenantId(principal.tenant_id.clone()));
+    req.extensions_mut().insert(Caller(principal.clone()));
+    let mut response = next.run(req).await;
+    if let (Some(d), true) = (&decision, headers_on) {
+        rate_headers(response.headers_mut(), d);
+    }
+    finish(&state, info, Some(principal), response, start)
+}
+
+/// Bench-only: the policy stages skipped; the key is still looked up for its tenant.
+async fn bypass(state: &AppState, mut req: Request, next: Next, now: i64) -> Response {
+    let found = match credential(req.headers()) {
+        Some(presented) => state.keys.lookup(&state.db, presented, now).await.ok(),
+        None => None,
+    };
+    match found {
+        Some(Lookup::Found(record)) => {
+            req.extensions_mut().insert(TenantId(record.tenant_id.clone()));
+            next.run(req).await
+        }
+        _ => Problem::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "Invalid API key").into_response(),
+    }
+}
+
+/// Records the exchange (enrich-usage runs after the response is decided and never changes it).
+fn finish(
+    state: &AppState,
+    request: types::RequestInfo,
+    principal: Option<Arc<types::Principal>>,
+    response: Response,
+    start: Instant,
+) -> Response {
+    let status = response.status().as_u16();
+    let error_code = response.extensions().get::<ProblemCode>().map(|c| c.0.clone());
+    let latency_us = start.elapsed().as_micros() as u64;
+    let state = state.clone();
+    tokio::spawn(async move {
+        let tenant_id = principal.as_ref().map(|p| p.tenant_id.clone());
+        let exchange = types::Exchange {
+            request,
+            principal: principal.map(|p| (*p).clone()),
+            status,
+            error_code,
+            latency_us,
+        };
+        let enrich = state.plugins.usage.load_full();
+        let event = match enrich.call(|b, s| b.angage_policy_enrich_usage().call_enrich(s, &exchange)).await {
+            Ok(e) => e,
+            // Only the tags are lost: the event itself is always recorded.
+            Err(_) => fallback_event(&exchange),
+        };
+        state.usage.record(UsageRecord {
+            tenant_id,
+            key_id: event.key_id,
+            endpoint: event.endpoint,
+            module: event.module,
+            status: event.status,
+            status_class: event.status_class,
+            error_code: event.error_code,
+            latency_us: event.latency_us,
+            tags: event.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+            at_ms: exchange.request.time_ms,
+        });
+    });
+    response
+}
+
+fn fallback_event(x: &types::Exchange) -> types::UsageEvent {
+    let route = x.request.route.strip_prefix("/v1").unwrap_or(&x.request.route);
+    types::UsageEvent {
+        endpoint: format!("{} {route}", x.request.method),
+        module: x.request.module.clone(),
+        key_id: x.principal.as_ref().map(|p| p.key_id.clone()),
+        status: x.status,
+        status_class: format!("{}xx", x.status / 100),
+        error_code: x.error_code.clone(),
+        latency_us: x.latency_us,
+        tags: Vec::new(),
+    }
+}
+
+fn denied(d: types::Denial) -> Response {
+    let status =
+        StatusCode::from_u16(d.status).ok().filter(|s| s.is_client_error()).unwrap_or(StatusCode::FORBIDDEN);
+    Problem::new(status, &d.code, d.detail).into_response()
+}
+
+fn unavailable(stage: Stage, e: &CallError) -> Response {
+    tracing::error!(stage = stage.as_str(), error = %e, "policy stage failed; failing closed");
+    Problem::unavailable(
+        "policy_unavailable",
+        format!("The {} policy is unavailable; retry later", stage.as_str()),
+    )
+    .into_response()
+}
+
+/// `Authorization: Bearer ...` or `X-API-Key: ...`.
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        return v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim);
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}
+
+fn request_info(req: &Request, route: &str, client_ip: String, now: i64) -> types::RequestInfo {
+    let method = req.method().as_str().to_owned();
+    let operation = if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+        types::Operation::Read
+    } else {
+        types::Operation::Write
+    };
+    let headers = req
+        .headers()
+        .iter()
+        .filter_map(|(n, v)| {
+            v.to_str().ok().map(|v| types::Header { name: n.as_str().to_owned(), value: v.to_owned() })
+        })
+        .collect();
+    types::RequestInfo {
+        module: route.split('/').nth(2).unwrap_or("").to_owned(),
+        route: route.to_owned(),
+        path: req.uri().path().to_owned(),
+        method,
+        operation,
+        headers,
+        client_ip,
+        scheme: req.uri().scheme_str().unwrap_or("http").to_owned(),
+        time_ms: now,
+    }
+}
+
+/// `X-RateLimit-*` for the window closest to its limit, and the IETF `RateLimit-Policy` /
+/// `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
+fn rate_headers(headers: &mut HeaderMap, d: &types::RateDecision) {
+    let chosen = d
+        .denied_window
+        .as_ref()
+        .and_then(|name| d.windows.iter().find(|w| &w.name == name))
+        .or_else(|| d.windows.iter().min_by_key(|w| (w.remaining, w.window_seconds)));
+    let Some(w) = chosen else { return };
+    let mut set = |name: &'static str, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    set("x-ratelimit-limit", w.limit.to_string());
+    set("x-ratelimit-remaining", w.remaining.to_string());
+    set("x-ratelimit-reset", w.reset_seconds.to_string());
+    let policy: Vec<String> =
+        d.windows.iter().map(|w| format!("\"{}\";q={};w={}", w.name, w.limit, w.window_seconds)).collect();
+    set("ratelimit-policy", policy.join(", "));
+    set("ratelimit", format!("\"{}\";r={};t={}", w.name, w.remaining, w.reset_seconds));
+}

@@ -1,0 +1,47 @@
+//! Host bindings generated from `sdk/wit`: one module per stage world. The shared `types` and
+//! `host` interfaces are generated once (in `authenticator`) and reused by the others.
+
+#![allow(missing_docs, clippy::all)]
+
+pub mod authenticator {
+    wasmtime::component::bindgen!({
+        world: "authenticator",
+        path: "../sdk/wit",
+    });
+}
+
+pub mod authorizer {
+    wasmtime::component::bindgen!({
+        world: "authorizer",
+        path: "../sdk/wit",
+        with: {
+            "angage:policy/types": super::authenticator::angage::policy::types,
+            "angage:policy/host": super::authenticator::angage::policy::host,
+        },
+    });
+}
+
+pub mod rate_limiter {
+    wasmtime::component::bindgen!({
+        world: "rate-limiter",
+        path: "../sdk/wit",
+        with: {
+            "angage:policy/types": super::authenticator::angage::policy::types,
+            "angage:policy/host": super::authenticator::angage::policy::host,
+        },
+    });
+}
+
+pub mod usage_enricher {
+    wasmtime::component::bindgen!({
+        world: "usage-enricher",
+        path: "../sdk/wit",
+        with: {
+            "angage:policy/types": super::authenticator::angage::policy::types,
+            "angage:policy/host": super::authenticator::angage::policy::host,
+        },
+    });
+}
+
+pub use authenticator::angage::policy::host;
+pub use authenticator::angage::policy::types;

@@ -1,0 +1,253 @@
+//! A loaded plugin: its compiled component, checked against the contract, with a pool of warm
+//! instances. A call takes an idle instance (or makes one), runs under the epoch deadline and
+//! the memory cap, and returns the instance to the pool unless it trapped.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+use super::stage::Bindings;
+use super::store_data::{HostCtx, StoreData};
+
+/// The contract version this host speaks.
+pub const CONTRACT_VERSION: &str = "1.0.0";
+const CONTRACT_PACKAGE: &str = "angage:policy";
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Builtin,
+    File(std::path::PathBuf),
+}
+
+/// What is shown about a loaded plugin.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    /// The configured name (`apikey-auth`, or the file's stem).
+    pub name: String,
+    pub source: Source,
+    /// The plugin's own name and version, from its `info` export.
+    pub reported_name: String,
+    pub version: String,
+    /// SHA-256 of the file as loaded.
+    pub hash: String,
+    pub loaded_at: i64,
+}
+
+/// Why a plugin could not be loaded. The previous version keeps serving.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("not a WebAssembly module or component")]
+    NotWasm,
+    #[error("cannot turn the core module into a component: {0}")]
+    Encode(String),
+    #[error("does not compile: {0}")]
+    Compile(String),
+    #[error("built against contract {plugin}; this host speaks {CONTRACT_PACKAGE}@{CONTRACT_VERSION}")]
+    Contract { plugin: String },
+    #[error("does not export {wanted} (it exports: {found})")]
+    MissingExport { wanted: String, found: String },
+    #[error("imports what this host does not offer: {0}")]
+    Imports(String),
+    #[error("failed its smoke call: {0}")]
+    Smoke(String),
+}
+
+/// Why a call did not produce an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("no instance became free within the queue timeout")]
+    Overloaded,
+    #[error("ran past its deadline")]
+    Deadline,
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+impl CallError {
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Overloaded => "overloaded",
+            Self::Deadline => "deadline",
+            Self::Trap(_) => "trap",
+            Self::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
+/// Limits applied to every call and instance.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub deadline_ticks: u64,
+    pub memory_bytes: usize,
+    pub max_instances: usize,
+    pub queue_timeout: Duration,
+}
+
+pub struct Loaded<B> {
+    pub meta: Meta,
+    pre: InstancePre<StoreData>,
+    idle: Mutex<Vec<(Store<StoreData>, B)>>,
+    permits: tokio::sync::Semaphore,
+    engine: Engine,
+    config: Arc<str>,
+    ctx: Arc<HostCtx>,
+    budget: Budget,
+}
+
+/// Compiles and checks `bytes` for stage `B`, and makes its first (smoke-tested) instance.
+#[allow(clippy::too_many_arguments)]
+pub fn load<B: Bindings>(
+    engine: &Engine,
+    linker: &Linker<StoreData>,
+    ctx: Arc<HostCtx>,
+    budget: Budget,
+    name: &str,
+    source: Source,
+    bytes: &[u8],
+    config: Arc<str>,
+) -> Result<Loaded<B>, LoadError> {
+    let component_bytes = as_component(bytes)?;
+    let component =
+        Component::new(engine, &component_bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+    check_contract::<B>(engine, &component)?;
+    let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Imports(format!("{e:#}")))?;
+    let mut store = new_store(engine, name, &config, &ctx, budget);
+    // The first call pages memory in: give it more room than a request's deadline.
+    store.set_epoch_deadline(budget.deadline_ticks.saturating_mul(20).max(200));
+    let bindings = B::instantiate(&pre, &mut store).map_err(|e| LoadError::Smoke(format!("{e:#}")))?;
+    let info = bindings.info(&mut store).map_err(|e| LoadError::Smoke(format!("info: {e:#}")))?;
+    bindings.smoke(&mut store).map_err(|e| LoadError::Smoke(format!("{e:#}")))?;
+    let meta = Meta {
+        name: name.to_owned(),
+        source,
+        reported_name: info.name,
+        version: info.version,
+        hash: sha256_hex(bytes),
+        loaded_at: ctx.clock.now_ms(),
+    };
+    Ok(Loaded {
+        meta,
+        pre,
+        idle: Mutex::new(vec![(store, bindings)]),
+        permits: tokio::sync::Semaphore::new(budget.max_instances),
+        engine: engine.clone(),
+        config,
+        ctx,
+        budget,
+    })
+}
+
+fn new_store(
+    engine: &Engine,
+    name: &str,
+    config: &Arc<str>,
+    ctx: &Arc<HostCtx>,
+    budget: Budget,
+) -> Store<StoreData> {
+    let mut store =
+        Store::new(engine, StoreData::new(name.into(), config.clone(), ctx.clone(), budget.memory_bytes));
+    store.limiter(|data| &mut data.limits);
+    store
+}
+
+/// A core module from `wasm32-unknown-unknown` becomes a component with `wit-component`; a
+/// component is taken as is.
+fn as_component(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+    match bytes.get(..8) {
+        Some([0, b'a', b's', b'm', _, _, 1, 0]) => Ok(bytes.to_vec()),
+        Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => wit_component::ComponentEncoder::default()
+            .module(bytes)
+            .and_then(|e| e.validate(true).encode())
+            .map_err(|e| LoadError::Encode(format!("{e:#}"))),
+        _ => Err(LoadError::NotWasm),
+    }
+}
+
+/// Refuses plugins built against another contract version, naming both versions.
+fn check_contract<B: Bindings>(engine: &Engine, component: &Component) -> Result<(), LoadError> {
+    let ty = component.component_type();
+    let names: Vec<String> = ty
+        .imports(engine)
+        .map(|(n, _)| n.to_owned())
+        .chain(ty.exports(engine).map(|(n, _)| n.to_owned()))
+        .collect();
+    for name in &names {
+        if let Some(version) =
+            name.strip_prefix(CONTRACT_PACKAGE).and_then(|rest| rest.split_once('@')).map(|(_, v)| v)
+        {
+            let major = |v: &str| v.split('.').next().map(str::to_owned);
+            if major(version) != major(CONTRACT_VERSION) {
+                return Err(LoadError::Contract { plugin: format!("{CONTRACT_PACKAGE}@{version}") });
+            }
+        }
+    }
+    let wanted = format!("{}@{CONTRACT_VERSION}", B::STAGE.export());
+    if ty.get_export(engine, &wanted).is_none() {
+        let found: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+        return Err(LoadError::MissingExport {
+            wanted,
+            found: if found.is_empty() { "nothing".into() } else { found.join(", ") },
+        });
+    }
+    Ok(())
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl<B: Bindings> Loaded<B> {
+    /// Runs `f` on a warm instance under the deadline. A trapped instance is thrown away.
+    pub async fn call<R>(
+        &self,
+        f: impl FnOnce(&B, &mut Store<StoreData>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let _permit = match tokio::time::timeout(self.budget.queue_timeout, self.permits.acquire()).await {
+            Ok(Ok(p)) => p,
+            _ => return Err(CallError::Overloaded),
+        };
+        let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let (mut store, bindings) = match warm {
+            Some(w) => w,
+            None => {
+                let mut store =
+                    new_store(&self.engine, &self.meta.name, &self.config, &self.ctx, self.budget);
+                store.set_epoch_deadline(self.budget.deadline_ticks.saturating_mul(20).max(200));
+                let bindings = B::instantiate(&self.pre, &mut store)
+                    .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+                (store, bindings)
+            }
+        };
+        store.set_epoch_deadline(self.budget.deadline_ticks);
+        let start = Instant::now();
+        let result = f(&bindings, &mut store);
+        let stage = B::STAGE.as_str();
+        metrics::histogram!("angage_plugin_call_seconds", "stage" => stage)
+            .record(start.elapsed().as_secs_f64());
+        match result {
+            Ok(value) => {
+                self.idle.lock().unwrap_or_else(|p| p.into_inner()).push((store, bindings));
+                metrics::counter!("angage_plugin_calls_total", "stage" => stage, "outcome" => "ok")
+                    .increment(1);
+                Ok(value)
+            }
+            Err(e) => {
+                let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    CallError::Deadline
+                } else {
+                    CallError::Trap(format!("{e:#}").lines().next().unwrap_or_default().to_owned())
+                };
+                metrics::counter!("angage_plugin_calls_total", "stage" => stage, "outcome" => err.outcome())
+                    .increment(1);
+                tracing::warn!(stage, plugin = %self.meta.name, error = %err, "plugin call failed; instance discarded");
+                Err(err)
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The usage pipeline: events go into a bounded in-memory buffer and are written in batches;
+//! a full buffer drops the event and counts the loss (never silent, never blocking a request).
+//! Flushed on graceful shutdown.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::Db;
+use crate::ids::new_id;
+
+/// One finished `/v1` request, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRecord {
+    pub tenant_id: Option<String>,
+    pub key_id: Option<String>,
+    pub endpoint: String,
+    pub module: String,
+    pub status: u16,
+    pub status_class: String,
+    pub error_code: Option<String>,
+    pub latency_us: u64,
+    pub tags: Vec<(String, String)>,
+    pub at_ms: i64,
+}
+
+enum Msg {
+    Event(Box<UsageRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The sending side, shared by request handlers.
+#[derive(Clone)]
+pub struct UsageSink {
+    tx: mpsc::Sender<Msg>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub accepted: AtomicU64,
+    pub dropped: AtomicU64,
+    pub written: AtomicU64,
+}
+
+const BATCH: usize = 500;
+
+impl UsageSink {
+    /// Starts the writer task.
+    pub fn start(db: Db, capacity: usize) -> Self {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let stats = Arc::new(Stats::default());
+        tokio::spawn(writer(db, rx, stats.clone()));
+        Self { tx, stats }
+    }
+
+    /// Queues an event; when the buffer is full the event is dropped and counted.
+    pub fn record(&self, event: UsageRecord) {
+        match self.tx.try_send(Msg::Event(Box::new(event))) {
+            Ok(()) => {
+                self.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                metrics::gauge!("angage_usage_buffer_depth")
+                    .set((self.tx.max_capacity() - self.tx.capacity()) as f64);
+            }
+            Err(_) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("angage_usage_dropped_total").increment(1);
+            }
+        }
+    }
+
+    /// Waits until everything queued so far is written.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), rx).await;
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
+
+async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
+    let mut batch: Vec<UsageRecord> = Vec::with_capacity(BATCH);
+    loop {
+        let first = match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            Ok(Some(m)) => Some(m),
+            Ok(None) => break,
+            Err(_) => None,
+        };
+        let mut waiters = Vec::new();
+        let mut take = |m: Msg, batch: &mut Vec<UsageRecord>| match m {
+            Msg::Event(e) => batch.push(*e),
+            Msg::Flush(w) => waiters.push(w),
+        };
+        if let Some(m) = first {
+            take(m, &mut batch);
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(m) => take(m, &mut batch),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            match write(&db, &batch).await {
+                Ok(()) => {
+                    stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    batch.clear();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, events = batch.len(), "cannot write usage events; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    if batch.len() > 100_000 {
+                        stats.dropped.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        metrics::counter!("angage_usage_dropped_total").increment(batch.len() as u64);
+                        batch.clear();
+                    }
+                }
+            }
+        }
+        for w in waiters {
+            let _ = w.send(());
+        }
+    }
+    if !batch.is_empty() {
+        let _ = write(&db, &batch).await;
+    }
+}
+
+async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+    let mut tx = db.write_tx().await?;
+    for e in batch {
+        let tags: serde_json::Map<String, Value> =
+            e.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+        sqlx::query(
+            "INSERT INTO usage_events (id, tenant_id, key_id, endpoint, module, status, status_class, error_code, latency_us, tags, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(new_id("use"))
+        .bind(&e.tenant_id)
+        .bind(&e.key_id)
+        .bind(&e.endpoint)
+        .bind(&e.module)
+        .bind(i64::from(e.status))
+        .bind(&e.status_class)
+        .bind(&e.error_code)
+        .bind(i64::try_from(e.latency_us).unwrap_or(i64::MAX))
+        .bind(Value::Object(tags).to_string())
+        .bind(e.at_ms)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
+}

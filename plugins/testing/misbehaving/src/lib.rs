@@ -1,0 +1,40 @@
+//! Test fixture: an authorizer that misbehaves as `{"mode": ...}` in its configuration says:
+//! `loop` (never returns), `trap` (panics), `grow` (allocates without bound), `ok` (allows).
+//! The host must contain each one.
+
+use angage_plugin_sdk::{Authorizer, Denial, PluginInfo, Principal, RequestInfo, host};
+
+pub struct Misbehaving;
+
+impl Authorizer for Misbehaving {
+    fn info() -> PluginInfo {
+        PluginInfo { name: "misbehaving".into(), version: env!("CARGO_PKG_VERSION").into() }
+    }
+
+    fn authorize(_: Principal, request: RequestInfo) -> Result<(), Denial> {
+        let config: serde_json::Value = serde_json::from_str(&host::config()).unwrap_or_default();
+        // The smoke call at load time (method "SMOKE") must pass so the plugin is installed.
+        if request.method == "SMOKE" {
+            return Ok(());
+        }
+        match config["mode"].as_str().unwrap_or("ok") {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "trap" => panic!("misbehaving plugin traps on purpose"),
+            "grow" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+angage_plugin_sdk::export_authorizer!(Misbehaving);

@@ -1,0 +1,94 @@
+//! The API key format: `ak_live_` or `ak_test_` + 40 base62 characters, the last 6 a base62
+//! CRC32 of everything before them. Checking it costs nothing and refuses mistyped or made-up
+//! keys before the host is asked to look one up.
+
+/// Base62 digits in the order the checksum uses.
+pub const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+/// Characters after the `ak_live_` / `ak_test_` prefix.
+pub const BODY_LEN: usize = 40;
+/// Checksum characters at the end of the body.
+pub const CHECK_LEN: usize = 6;
+
+/// Why a presented string is not an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFormatError {
+    /// It does not start with `ak_live_` or `ak_test_`.
+    Prefix,
+    /// The part after the prefix is not 40 letters and digits.
+    Length,
+    /// The checksum does not match: mistyped or made up.
+    Checksum,
+}
+
+impl std::fmt::Display for KeyFormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Prefix => "an API key starts with ak_live_ or ak_test_",
+            Self::Length => "an API key has 40 letters and digits after its prefix",
+            Self::Checksum => "the API key's checksum does not match; it was mistyped or made up",
+        })
+    }
+}
+
+impl std::error::Error for KeyFormatError {}
+
+/// Checks prefix, length, alphabet and checksum.
+pub fn check(text: &str) -> Result<(), KeyFormatError> {
+    let body = text
+        .strip_prefix("ak_live_")
+        .or_else(|| text.strip_prefix("ak_test_"))
+        .ok_or(KeyFormatError::Prefix)?;
+    if body.len() != BODY_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(KeyFormatError::Length);
+    }
+    let (head, sum) = text.split_at(text.len() - CHECK_LEN);
+    if checksum(head).as_bytes() != sum.as_bytes() {
+        return Err(KeyFormatError::Checksum);
+    }
+    Ok(())
+}
+
+/// Base62 of the CRC32 (IEEE) of `text`, zero-padded to 6 characters (62^6 > 2^32).
+pub fn checksum(text: &str) -> String {
+    let mut n = crc32(text.as_bytes());
+    let mut out = [b'0'; CHECK_LEN];
+    for slot in out.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    out.iter().map(|&b| b as char).collect()
+}
+
+/// CRC-32/IEEE, bitwise: keys are short and plugins stay dependency-free.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn a_key_with_its_checksum_passes_and_a_changed_one_fails() {
+        let head = format!("ak_live_{}", "a".repeat(34));
+        let key = format!("{head}{}", checksum(&head));
+        assert_eq!(check(&key), Ok(()));
+        let changed = key.replacen("aaaa", "aaab", 1);
+        assert_eq!(check(&changed), Err(KeyFormatError::Checksum));
+        assert_eq!(check("ak_live_x"), Err(KeyFormatError::Length));
+        assert_eq!(check("pk_live_x"), Err(KeyFormatError::Prefix));
+    }
+}
