@@ -81,13 +81,32 @@ async fn pipeline(f: &Fixture) {
         .await
         .expect("call")
         .expect("authenticated");
-    p.authz.load().call(|b, s| b.angage_policy_authorize().call_authorize(s, &principal, &f.request)).await.expect("call").expect("allowed");
+    p.authz
+        .load()
+        .call(|b, s| b.angage_policy_authorize().call_authorize(s, &principal, &f.request))
+        .await
+        .expect("call")
+        .expect("allowed");
     let limits = principal.limits;
-    let rate = types::RateRequest { principal: principal.clone(), request: f.request.clone(), cost: 1, limits };
-    let decision = p.rate.load().call(|b, s| b.angage_policy_rate_limit().call_check(s, &rate)).await.expect("call");
+    let rate =
+        types::RateRequest { principal: principal.clone(), request: f.request.clone(), cost: 1, limits };
+    let decision =
+        p.rate.load().call(|b, s| b.angage_policy_rate_limit().call_check(s, &rate)).await.expect("call");
     assert!(decision.allowed);
-    let exchange = types::Exchange { request: f.request.clone(), principal: Some(principal), status: 200, error_code: None, latency_us: 350 };
-    black_box(p.usage.load().call(|b, s| b.angage_policy_enrich_usage().call_enrich(s, &exchange)).await.expect("call"));
+    let exchange = types::Exchange {
+        request: f.request.clone(),
+        principal: Some(principal),
+        status: 200,
+        error_code: None,
+        latency_us: 350,
+    };
+    black_box(
+        p.usage
+            .load()
+            .call(|b, s| b.angage_policy_enrich_usage().call_enrich(s, &exchange))
+            .await
+            .expect("call"),
+    );
 }
 
 fn bench(c: &mut Criterion) {
@@ -104,7 +123,13 @@ fn bench(c: &mut Criterion) {
         .collect();
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0;
-    println!("pipeline/four_stages over {} requests: p50 {:.2} us, p99 {:.2} us, max {:.2} us", samples.len(), at(0.5), at(0.99), at(1.0));
+    println!(
+        "pipeline/four_stages over {} requests: p50 {:.2} us, p99 {:.2} us, max {:.2} us",
+        samples.len(),
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
 }
 
 criterion_group!(benches, bench);

@@ -19,6 +19,7 @@ use crate::keys::cache::KeyCache;
 use crate::plugins::counters::LocalCounters;
 use crate::plugins::store_data::HostCtx;
 use crate::plugins::{PluginRuntime, watch};
+use crate::rules::RuleSet;
 use crate::telemetry;
 use crate::tenants::flags::SettingsCache;
 use crate::usage::UsageSink;
@@ -29,7 +30,7 @@ pub struct App {
     state: AppState,
     /// First-start information, present once in the life of a database.
     pub banner: Option<Banner>,
-    _watcher: notify::RecommendedWatcher,
+    _watcher: (notify::RecommendedWatcher, notify::RecommendedWatcher),
 }
 
 /// What may be swapped in tests.
@@ -37,11 +38,13 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Skip the policy stages (benchmarks only: the same route with and without the pipeline).
     pub bypass_policies: bool,
+    /// Record the latency a request names in `x-test-latency-us` (tests only).
+    pub latency_header: bool,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), bypass_policies: false }
+        Self { clock: Arc::new(SystemClock), bypass_policies: false, latency_header: false }
     }
 }
 
@@ -74,6 +77,11 @@ impl App {
         let plugins = PluginRuntime::start(settings.clone(), ctx).context("loading the policy plugins")?;
         let watcher = watch::spawn(plugins.clone()).context("watching the plugin directory")?;
         let usage = UsageSink::start(db.clone(), settings.usage.buffer_size);
+        let rules = RuleSet::start(db.clone(), settings.policies.dir.clone(), deps.clock.now_ms())
+            .await
+            .context("loading the limit rules")?;
+        let rules_watcher = crate::rules::watch::spawn(rules.clone(), deps.clock.clone())
+            .context("watching the policies directory")?;
         let ttl = settings.keys.cache_ttl_seconds as i64 * 1000;
         let state = AppState::new(Inner {
             settings: (*settings).clone(),
@@ -85,9 +93,11 @@ impl App {
             plugins,
             usage,
             tenant_settings: SettingsCache::new(ttl),
+            rules,
             bypass_policies: deps.bypass_policies,
+            latency_header: deps.latency_header,
         });
-        Ok(Self { listener, state, banner, _watcher: watcher })
+        Ok(Self { listener, state, banner, _watcher: (watcher, rules_watcher) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {

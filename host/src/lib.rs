@@ -13,6 +13,7 @@ pub mod ids;
 pub mod keys;
 pub mod plugins;
 pub mod resources;
+pub mod rules;
 pub mod telemetry;
 pub mod tenants;
 pub mod usage;

@@ -122,6 +122,22 @@ impl<'v> Input<'v> {
         Some(s.to_owned())
     }
 
+    /// Text kept exactly as sent (no trimming): scripts, templates.
+    pub fn text(&self, key: &str, need: Need, max: usize, errors: &mut Errors) -> Option<String> {
+        let value = self.get(key, need, errors)?;
+        match value.as_str() {
+            Some(s) if s.chars().count() <= max => Some(s.to_owned()),
+            Some(_) => {
+                errors.push(self.field_path(key), format!("must be at most {max} characters"));
+                None
+            }
+            None => {
+                errors.push(self.field_path(key), format!("must be a string, not {}", kind(value)));
+                None
+            }
+        }
+    }
+
     /// A string that `check` accepts; `what` names the expected form in the error.
     pub fn string_with(
         &self,

@@ -149,7 +149,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
     let clock = ManualClock::new(T0_MS);
-    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, bypass_policies: false };
+    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, bypass_policies: false, latency_header: true };
     let app = App::build(settings, deps).await.expect("app builds");
     let addr = app.local_addr();
     let state = app.state().clone();

@@ -8,6 +8,7 @@ mod health;
 mod helpers;
 mod openapi;
 mod plugins;
+mod rules;
 mod shutdown;
 mod storage;
 mod v1_commerce;

@@ -22,6 +22,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::keys::cache::KeyCache;
 use crate::plugins::PluginRuntime;
+use crate::rules::RuleSet;
 use crate::tenants::flags::SettingsCache;
 use crate::usage::UsageSink;
 
@@ -42,8 +43,11 @@ pub struct Inner {
     pub plugins: Arc<PluginRuntime>,
     pub usage: UsageSink,
     pub tenant_settings: SettingsCache,
+    pub rules: Arc<RuleSet>,
     /// Bench-only: skip the policy stages (tenant from the key, no plugins, no limits).
     pub bypass_policies: bool,
+    /// Test-only: record the latency given in `x-test-latency-us` instead of the measured one.
+    pub latency_header: bool,
 }
 
 impl std::ops::Deref for AppState {

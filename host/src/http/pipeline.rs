@@ -17,6 +17,7 @@ use crate::keys::cache::Lookup;
 use crate::plugins::bindings::types;
 use crate::plugins::{CallError, Stage};
 use crate::resources::store::TenantId;
+use crate::rules::{RuleKey, RuleLimits, RuleRequest};
 use crate::usage::UsageRecord;
 
 /// The caller the pipeline let through; handlers read the tenant from it.
@@ -38,10 +39,18 @@ pub async fn run(
         return bypass(&state, req, next, now).await;
     }
     let info = request_info(&req, &route, peer, now);
-    // Warm the key cache without blocking a worker inside the plugin call.
-    if let Some(presented) = credential(req.headers()) {
-        let _ = state.keys.lookup(&state.db, presented, now).await;
-    }
+    // Warm the key cache without blocking a worker inside the plugin call; a known key also
+    // lets a refusal (revoked, expired, ...) count in its tenant's usage.
+    let known = match credential(req.headers()) {
+        Some(presented) => match state.keys.lookup(&state.db, presented, now).await {
+            Ok(Lookup::Found(record)) => Some(record),
+            _ => None,
+        },
+        None => None,
+    };
+    let latency_override =
+        state.latency_header.then(|| header_u64(req.headers(), "x-test-latency-us")).flatten();
+    let start = Stopwatch { start, latency_override, known };
     let plugins = &state.plugins;
 
     let authn = plugins.authn.load_full();
@@ -72,9 +81,24 @@ pub async fn run(
             );
         }
     };
-    let limits = principal.limits;
+    let evaluated = state.rules.evaluate(
+        &principal.tenant_id,
+        &rule_request(&info, &tenant_settings.timezone),
+        &rule_key(&principal),
+        rule_limits(&principal.limits),
+    );
+    let l = evaluated.limits;
+    let limits = types::Limits {
+        per_second: l.per_second,
+        per_minute: l.per_minute,
+        per_hour: l.per_hour,
+        per_day: l.per_day,
+        burst: l.burst,
+        burst_window_seconds: principal.limits.burst_window_seconds,
+    };
+    let rule = evaluated.rule;
     let rate_request =
-        types::RateRequest { principal: (*principal).clone(), request: info.clone(), cost: 1, limits };
+        types::RateRequest { principal: (*principal).clone(), request: info.clone(), cost: l.cost, limits };
     let rate = plugins.rate.load_full();
     let decision = match rate.call(|b, s| b.angage_policy_rate_limit().call_check(s, &rate_request)).await {
         Ok(d) => Some(d),
@@ -95,11 +119,12 @@ pub async fn run(
         if tenant_settings.rate_limits.send_retry_after {
             problem = problem.with_header(header::RETRY_AFTER, HeaderValue::from(retry));
         }
+        problem = problem.with_rule(rule.clone());
         let mut response = problem.into_response();
         if headers_on {
             rate_headers(response.headers_mut(), d);
         }
-        return finish(&state, info, Some(principal), response, start);
+        return finish_with(&state, info, Some(principal), response, start, rule);
     }
 
     req.extensions_mut().insert(TenantId(principal.tenant_id.clone()));
@@ -108,7 +133,44 @@ pub async fn run(
     if let (Some(d), true) = (&decision, headers_on) {
         rate_headers(response.headers_mut(), d);
     }
-    finish(&state, info, Some(principal), response, start)
+    finish_with(&state, info, Some(principal), response, start, rule)
+}
+
+fn rule_request(info: &types::RequestInfo, timezone: &str) -> RuleRequest {
+    RuleRequest {
+        method: info.method.clone(),
+        route: info.route.clone(),
+        path: info.path.clone(),
+        module: info.module.clone(),
+        operation: if info.operation == types::Operation::Read { "read".into() } else { "write".into() },
+        time_ms: info.time_ms,
+        timezone: timezone.to_owned(),
+    }
+}
+
+fn rule_key(p: &types::Principal) -> RuleKey {
+    let access = |a: types::Access| match a {
+        types::Access::None => "none",
+        types::Access::Read => "read",
+        types::Access::ReadWrite => "read_write",
+    };
+    RuleKey {
+        id: p.key_id.clone(),
+        name: p.app_name.clone(),
+        environment: p.environment.clone(),
+        grants: p.grants.iter().map(|g| (g.module.clone(), access(g.access).to_owned())).collect(),
+    }
+}
+
+fn rule_limits(l: &types::Limits) -> RuleLimits {
+    RuleLimits {
+        per_second: l.per_second,
+        per_minute: l.per_minute,
+        per_hour: l.per_hour,
+        per_day: l.per_day,
+        burst: l.burst,
+        cost: 1,
+    }
 }
 
 /// Bench-only: the policy stages skipped; the key is still looked up for its tenant.
@@ -126,20 +188,50 @@ async fn bypass(state: &AppState, mut req: Request, next: Next, now: i64) -> Res
     }
 }
 
-/// Records the exchange (enrich-usage runs after the response is decided and never changes it).
+/// When the request started, and what the usage record needs from before the stages ran.
+struct Stopwatch {
+    start: Instant,
+    /// Tests inject latencies (`x-test-latency-us`) so percentiles can be asserted exactly.
+    latency_override: Option<u64>,
+    /// The key the credential belongs to, when the store knows it.
+    known: Option<Arc<crate::keys::store::KeyRecord>>,
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.parse().ok()
+}
+
 fn finish(
     state: &AppState,
     request: types::RequestInfo,
     principal: Option<Arc<types::Principal>>,
     response: Response,
-    start: Instant,
+    start: Stopwatch,
+) -> Response {
+    finish_with(state, request, principal, response, start, None)
+}
+
+/// Records the exchange (enrich-usage runs after the response is decided and never changes it).
+fn finish_with(
+    state: &AppState,
+    request: types::RequestInfo,
+    principal: Option<Arc<types::Principal>>,
+    response: Response,
+    start: Stopwatch,
+    rule: Option<String>,
 ) -> Response {
     let status = response.status().as_u16();
-    let error_code = response.extensions().get::<ProblemCode>().map(|c| c.0.clone());
-    let latency_us = start.elapsed().as_micros() as u64;
+    let problem = response.extensions().get::<ProblemCode>().cloned();
+    let error_code = problem.as_ref().map(|p| p.code.clone());
+    let error_detail = problem.and_then(|p| p.detail);
+    let latency_us = start.latency_override.unwrap_or_else(|| start.start.elapsed().as_micros() as u64);
     let state = state.clone();
     tokio::spawn(async move {
-        let tenant_id = principal.as_ref().map(|p| p.tenant_id.clone());
+        let tenant_id = principal
+            .as_ref()
+            .map(|p| p.tenant_id.clone())
+            .or_else(|| start.known.as_ref().map(|k| k.tenant_id.clone()));
+        let known_key = start.known.as_ref().map(|k| k.id.clone());
         let exchange = types::Exchange {
             request,
             principal: principal.map(|p| (*p).clone()),
@@ -155,14 +247,20 @@ fn finish(
         };
         state.usage.record(UsageRecord {
             tenant_id,
-            key_id: event.key_id,
+            key_id: event.key_id.or(known_key),
             endpoint: event.endpoint,
             module: event.module,
             status: event.status,
             status_class: event.status_class,
             error_code: event.error_code,
+            error_detail,
             latency_us: event.latency_us,
-            tags: event.tags.into_iter().map(|t| (t.key, t.value)).collect(),
+            tags: event
+                .tags
+                .into_iter()
+                .map(|t| (t.key, t.value))
+                .chain(rule.map(|r| ("rule".to_owned(), r)))
+                .collect(),
             at_ms: exchange.request.time_ms,
         });
     });

@@ -25,6 +25,12 @@ pub struct ProblemBody {
     /// Per-field validation failures, when the request body was at fault.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Rhai errors with their line and column, for a rejected rule.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub script_errors: Vec<crate::rules::ScriptError>,
+    /// The limit rule that set the limit a 429 hit (`tenants/demo@v3`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
     #[serde(skip)]
     #[schema(ignore)]
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
@@ -39,12 +45,24 @@ impl Problem {
             code: code.to_owned(),
             detail: Some(detail.into()),
             errors: Vec::new(),
+            script_errors: Vec::new(),
+            rule: None,
             headers: Vec::new(),
         }))
     }
 
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
         self.0.errors = errors;
+        self
+    }
+
+    pub fn with_script_errors(mut self, errors: Vec<crate::rules::ScriptError>) -> Self {
+        self.0.script_errors = errors;
+        self
+    }
+
+    pub fn with_rule(mut self, rule: Option<String>) -> Self {
+        self.0.rule = rule;
         self
     }
 
@@ -85,11 +103,15 @@ impl IntoResponse for Problem {
         for (name, value) in problem.headers {
             headers.append(name, value);
         }
-        response.extensions_mut().insert(ProblemCode(problem.code));
+        response.extensions_mut().insert(ProblemCode { code: problem.code, detail: problem.detail });
         response
     }
 }
 
-/// The `code` of a problem response, kept in the response extensions for logs and usage events.
+/// The `code` and `detail` of a problem response, kept in the response extensions for logs and
+/// usage events.
 #[derive(Debug, Clone)]
-pub struct ProblemCode(pub String);
+pub struct ProblemCode {
+    pub code: String,
+    pub detail: Option<String>,
+}

@@ -1,7 +1,12 @@
 //! The usage pipeline: events go into a bounded in-memory buffer and are written in batches;
 //! a full buffer drops the event and counts the loss (never silent, never blocking a request).
-//! Flushed on graceful shutdown.
+//! Flushed on graceful shutdown. Each batch also updates the per-minute and per-day rollups and
+//! the daily latency histograms the dashboard reads (`query.rs`).
 
+pub mod histogram;
+pub mod query;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,6 +27,8 @@ pub struct UsageRecord {
     pub status: u16,
     pub status_class: String,
     pub error_code: Option<String>,
+    /// The problem's detail, for the recent-errors list.
+    pub error_detail: Option<String>,
     pub latency_us: u64,
     pub tags: Vec<(String, String)>,
     pub at_ms: i64,
@@ -83,6 +90,11 @@ impl UsageSink {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+
+    /// Events dropped because the buffer was full, since start.
+    pub fn dropped(&self) -> u64 {
+        self.stats.dropped.load(Ordering::Relaxed)
+    }
 }
 
 async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
@@ -133,14 +145,83 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
     }
 }
 
+const MINUTE_MS: i64 = 60_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// One rollup row's key: tenant, bucket (minute or day), key, endpoint, status, error code.
+type RollupKey = (String, i64, String, String, i64, String);
+
 async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+    let mut minutes: HashMap<RollupKey, (i64, i64)> = HashMap::new();
+    let mut days: HashMap<RollupKey, (i64, i64)> = HashMap::new();
+    let mut latency: HashMap<(String, i64, String, i64), i64> = HashMap::new();
+    for e in batch {
+        let Some(tenant) = &e.tenant_id else { continue };
+        let latency_us = i64::try_from(e.latency_us).unwrap_or(i64::MAX);
+        let row = |bucket: i64| {
+            (
+                tenant.clone(),
+                bucket,
+                e.key_id.clone().unwrap_or_default(),
+                e.endpoint.clone(),
+                i64::from(e.status),
+                e.error_code.clone().unwrap_or_default(),
+            )
+        };
+        for (map, size) in [(&mut minutes, MINUTE_MS), (&mut days, DAY_MS)] {
+            let slot = map.entry(row(e.at_ms.div_euclid(size))).or_default();
+            slot.0 += 1;
+            slot.1 = slot.1.saturating_add(latency_us);
+        }
+        *latency
+            .entry((
+                tenant.clone(),
+                e.at_ms.div_euclid(DAY_MS),
+                e.endpoint.clone(),
+                histogram::bucket(e.latency_us),
+            ))
+            .or_default() += 1;
+    }
     let mut tx = db.write_tx().await?;
+    for (table, bucket_col, rows) in [("usage_minute", "minute", &minutes), ("usage_daily", "day", &days)] {
+        let sql = format!(
+            "INSERT INTO {table} (tenant_id, {bucket_col}, key_id, endpoint, status, error_code, requests, latency_sum_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, {bucket_col}, key_id, endpoint, status, error_code) \
+             DO UPDATE SET requests = {table}.requests + excluded.requests, latency_sum_us = {table}.latency_sum_us + excluded.latency_sum_us"
+        );
+        for ((tenant, bucket, key, endpoint, status, code), (requests, sum)) in rows {
+            sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(tenant)
+                .bind(bucket)
+                .bind(key)
+                .bind(endpoint)
+                .bind(status)
+                .bind(code)
+                .bind(requests)
+                .bind(sum)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    for ((tenant, day, endpoint, bucket), count) in &latency {
+        sqlx::query(
+            "INSERT INTO usage_latency_daily (tenant_id, day, endpoint, bucket, count) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, day, endpoint, bucket) DO UPDATE SET count = usage_latency_daily.count + excluded.count",
+        )
+        .bind(tenant)
+        .bind(day)
+        .bind(endpoint)
+        .bind(bucket)
+        .bind(count)
+        .execute(&mut *tx)
+        .await?;
+    }
     for e in batch {
         let tags: serde_json::Map<String, Value> =
             e.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
         sqlx::query(
-            "INSERT INTO usage_events (id, tenant_id, key_id, endpoint, module, status, status_class, error_code, latency_us, tags, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO usage_events (id, tenant_id, key_id, endpoint, module, status, status_class, error_code, latency_us, tags, created_at, error_detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(new_id("use"))
         .bind(&e.tenant_id)
@@ -153,6 +234,7 @@ async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
         .bind(i64::try_from(e.latency_us).unwrap_or(i64::MAX))
         .bind(Value::Object(tags).to_string())
         .bind(e.at_ms)
+        .bind(&e.error_detail)
         .execute(&mut *tx)
         .await?;
     }

@@ -4,7 +4,9 @@
 mod auth;
 mod keys;
 pub mod openapi;
+mod rules;
 mod tenant;
+mod usage;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
@@ -31,6 +33,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/settings", get(tenant::get_settings).put(tenant::put_settings))
         .route("/admin/v1/audit", get(tenant::audit))
         .route("/admin/v1/plugins", get(tenant::plugins))
+        .route("/admin/v1/usage", get(usage::summary))
+        .route("/admin/v1/usage/endpoints", get(usage::endpoints))
+        .route("/admin/v1/usage/keys", get(usage::keys))
+        .route("/admin/v1/usage/latency", get(usage::latency))
+        .route("/admin/v1/usage/export.csv", get(usage::export))
+        .route("/admin/v1/errors", get(usage::errors))
+        .route("/admin/v1/errors/recent", get(usage::recent))
+        .route("/admin/v1/rules", get(rules::get).put(rules::put))
+        .route("/admin/v1/rules/validate", post(rules::validate))
+        .route("/admin/v1/rules/dry-run", post(rules::dry_run))
+        .route("/admin/v1/rules/versions", get(rules::versions))
+        .route("/admin/v1/rules/rollback", post(rules::rollback))
         .route("/admin/v1/admins", get(tenant::list_admins).post(tenant::create_admin))
         .route("/admin/v1/tokens", get(tenant::list_tokens).post(tenant::create_token))
         .route("/admin/v1/tokens/{id}", axum::routing::delete(tenant::revoke_token))

@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, keys, tenant};
+use super::{auth, keys, rules, tenant, usage};
 use crate::http::ProblemBody;
 
 #[derive(OpenApi)]
@@ -21,6 +21,8 @@ use crate::http::ProblemBody;
         auth::login, auth::logout, auth::me,
         keys::create, keys::list, keys::get, keys::update, keys::revoke, keys::rotate,
         tenant::get_settings, tenant::put_settings, tenant::audit, tenant::plugins,
+        rules::get, rules::put, rules::validate, rules::dry_run, rules::versions, rules::rollback,
+        usage::summary, usage::endpoints, usage::keys, usage::latency, usage::errors, usage::recent, usage::export,
         tenant::list_admins, tenant::create_admin, tenant::list_tokens, tenant::create_token, tenant::revoke_token,
     ),
     components(schemas(ProblemBody)),

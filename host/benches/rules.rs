@@ -1,0 +1,61 @@
+//! Rule evaluation per request for the shipped examples (and the default), as the pipeline
+//! runs it: build the request/key/limits maps, call `rule`, read the limits back.
+//!
+//! ```sh
+//! cargo bench --bench rules
+//! ```
+
+use std::hint::black_box;
+use std::path::Path;
+
+use angage_host::rules::engine::{compile, run, sandbox};
+use angage_host::rules::{RuleKey, RuleLimits, RuleRequest};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+fn bench(c: &mut Criterion) {
+    let engine = sandbox();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+    let request = RuleRequest {
+        method: "POST".into(),
+        route: "/v1/orders".into(),
+        path: "/v1/orders".into(),
+        module: "orders".into(),
+        operation: "write".into(),
+        time_ms: 1_795_000_000_000,
+        timezone: "Europe/Berlin".into(),
+    };
+    let key = RuleKey {
+        id: "key_1".into(),
+        name: "Analytics".into(),
+        environment: "test".into(),
+        grants: vec![("orders".into(), "read_write".into()), ("invoices".into(), "read".into())],
+    };
+    let limits = RuleLimits {
+        per_second: Some(10),
+        per_minute: Some(100),
+        per_hour: Some(2000),
+        per_day: Some(20000),
+        burst: Some(20),
+        cost: 1,
+    };
+    let mut scripts = vec![("default".to_owned(), dir.join("default.rhai"))];
+    let mut examples: Vec<_> = std::fs::read_dir(dir.join("examples"))
+        .expect("examples")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    examples.sort();
+    scripts.extend(
+        examples.into_iter().map(|p| (p.file_stem().unwrap_or_default().to_string_lossy().into_owned(), p)),
+    );
+    for (name, path) in scripts {
+        let text = std::fs::read_to_string(&path).expect("script");
+        let ast = compile(&engine, &text).expect("compiles");
+        c.bench_function(&format!("rules/{name}"), |b| {
+            b.iter(|| black_box(run(&engine, &ast, &request, &key, limits).expect("runs")))
+        });
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
