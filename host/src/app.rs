@@ -163,6 +163,11 @@ async fn janitor(state: AppState) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
             }
+            match crate::usage::retain(&state.db, &state.settings.usage, now).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "removed usage data past its retention"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot apply usage retention"),
+            }
         }
     }
 }

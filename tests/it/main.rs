@@ -11,5 +11,6 @@ mod plugins;
 mod rules;
 mod shutdown;
 mod storage;
+mod usage;
 mod v1_commerce;
 mod v1_customers;

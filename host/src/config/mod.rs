@@ -141,6 +141,11 @@ pub struct UsageSettings {
     /// Usage events buffered in memory before they are written; when full, events are dropped
     /// and counted (`angage_usage_dropped_total`).
     pub buffer_size: usize,
+    /// Days raw usage events are kept (recent errors, drill-down); rollups are kept longer.
+    pub raw_retention_days: u64,
+    /// Days per-minute rollups are kept; daily rollups are kept `daily_retention_days`.
+    pub minute_retention_days: u64,
+    pub daily_retention_days: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -225,7 +230,12 @@ impl Default for Settings {
                 login_max_failures_per_ip: 20,
                 login_window_minutes: 15,
             },
-            usage: UsageSettings { buffer_size: 65536 },
+            usage: UsageSettings {
+                buffer_size: 65536,
+                raw_retention_days: 30,
+                minute_retention_days: 7,
+                daily_retention_days: 400,
+            },
             log: LogSettings { format: LogFormat::Pretty, level: "info".into() },
             profile: String::new(),
         }

@@ -225,6 +225,18 @@ fn finish_with(
     let error_code = problem.as_ref().map(|p| p.code.clone());
     let error_detail = problem.and_then(|p| p.detail);
     let latency_us = start.latency_override.unwrap_or_else(|| start.start.elapsed().as_micros() as u64);
+    let environment = principal
+        .as_ref()
+        .map(|p| p.environment.clone())
+        .or_else(|| start.known.as_ref().map(|k| k.environment.as_str().to_owned()))
+        .unwrap_or_else(|| "none".into());
+    let labels =
+        [("route", request.route.clone()), ("status", status.to_string()), ("environment", environment)];
+    metrics::counter!("angage_api_requests_total", &labels).increment(1);
+    metrics::histogram!("angage_api_request_duration_seconds", &labels[..1]).record(latency_us as f64 / 1e6);
+    if status == 429 {
+        metrics::counter!("angage_rate_limited_total", &labels[..1]).increment(1);
+    }
     let state = state.clone();
     tokio::spawn(async move {
         let tenant_id = principal

@@ -240,3 +240,25 @@ async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
     }
     tx.commit().await
 }
+
+/// Deletes what is past its retention; returns the rows removed.
+pub async fn retain(
+    db: &Db,
+    settings: &crate::config::UsageSettings,
+    now_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    let days = |d: u64| i64::try_from(d).unwrap_or(i64::MAX / DAY_MS);
+    let raw_before = now_ms - days(settings.raw_retention_days) * DAY_MS;
+    let minute_before = (now_ms - days(settings.minute_retention_days) * DAY_MS).div_euclid(MINUTE_MS);
+    let day_before = (now_ms - days(settings.daily_retention_days) * DAY_MS).div_euclid(DAY_MS);
+    let mut removed = 0;
+    for (sql, bound) in [
+        ("DELETE FROM usage_events WHERE created_at < $1", raw_before),
+        ("DELETE FROM usage_minute WHERE minute < $1", minute_before),
+        ("DELETE FROM usage_daily WHERE day < $1", day_before),
+        ("DELETE FROM usage_latency_daily WHERE day < $1", day_before),
+    ] {
+        removed += sqlx::query(sql).bind(bound).execute(&db.pool).await?.rows_affected();
+    }
+    Ok(removed)
+}
