@@ -102,6 +102,7 @@ async fn run(args: &Args, bypass: bool) -> anyhow::Result<f64> {
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(100_000);
             let mut failures = 0u64;
+            let mut answered = 0u64;
             while Instant::now() < deadline {
                 let start = Instant::now();
                 let req = match scenario.as_str() {
@@ -111,7 +112,10 @@ async fn run(args: &Args, bypass: bool) -> anyhow::Result<f64> {
                     _ => client.get(format!("{base}/v1/customers/{customer_id}")),
                 };
                 let ok = match req.bearer_auth(&key).send().await {
-                    Ok(resp) => resp.status().is_success() && resp.bytes().await.is_ok(),
+                    Ok(resp) => {
+                        answered += 1;
+                        resp.status().is_success() && resp.bytes().await.is_ok()
+                    }
                     Err(_) => false,
                 };
                 if ok {
@@ -120,15 +124,17 @@ async fn run(args: &Args, bypass: bool) -> anyhow::Result<f64> {
                     failures += 1;
                 }
             }
-            (latencies, failures)
+            (latencies, failures, answered)
         }));
     }
     let mut all = Vec::new();
     let mut failures = 0;
+    let mut answered = 0;
     for w in workers {
-        let (l, f) = w.await?;
+        let (l, f, a) = w.await?;
         all.extend(l);
         failures += f;
+        answered += a;
     }
     all.sort_unstable();
     let pct = |p: f64| {
@@ -147,6 +153,19 @@ async fn run(args: &Args, bypass: bool) -> anyhow::Result<f64> {
         pct(0.50),
         pct(0.99),
         all.last().copied().unwrap_or(0)
+    );
+    // Every answered request must be in the usage totals: flush the pipeline and compare.
+    state.usage.flush().await;
+    let now = angage_host::clock::Clock::now_ms(&angage_host::clock::SystemClock);
+    let period =
+        angage_host::usage::query::Period::parse("7d", now).ok_or_else(|| anyhow::anyhow!("period"))?;
+    let demo = TenantId(angage_host::tenants::by_slug(&state.db, "demo").await?.id);
+    let recorded =
+        angage_host::usage::query::summary(&state.db, &demo, period, now, state.usage.dropped()).await?;
+    // The two set-up POSTs were answered too.
+    println!(
+        "usage: client saw {} answers (+2 set-up), usage recorded {}, dropped {}",
+        answered, recorded.total, recorded.dropped_events
     );
     let _ = stop_tx.send(());
     server.await??;

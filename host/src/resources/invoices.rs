@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 
 use super::customers;
 use super::store::{
-    Arg, ListParams, Page, ResourceError, Result, Select, TenantId, cursor_time, fetch_all, from_json_text,
-    is_code, next_code, page, paginate, to_json_text,
+    Arg, ListParams, Page, ResourceError, Result, Select, TenantId, cursor_time, fetch_all, fetch_by,
+    from_json_text, is_code, next_code, page, paginate, to_json_text,
 };
 use crate::clock::{parse_rfc3339, rfc3339};
 use crate::db::Db;
@@ -241,12 +241,7 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewInvoice, now: i64) -> Re
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Invoice> {
-    let sql = format!("{SELECT} WHERE tenant_id = $1 AND {} = $2", by_reference(reference));
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&tenant.0)
-        .bind(reference)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row: Option<Row> = fetch_by(&db.pool, SELECT, by_reference(reference), tenant, reference).await?;
     row.map(Invoice::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 

@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use super::invoices;
 use super::store::{
-    Arg, ListParams, Page, ResourceError, Result, Select, TenantId, cursor_time, fetch_all, from_json_text,
-    is_code, next_code, page, paginate, to_json_text,
+    Arg, ListParams, Page, ResourceError, Result, Select, TenantId, cursor_time, fetch_all, fetch_by,
+    from_json_text, is_code, next_code, page, paginate, to_json_text,
 };
 use crate::clock::rfc3339;
 use crate::db::Db;
@@ -192,12 +192,7 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewPayment, now: i64) -> Re
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Payment> {
     let column = if is_code(reference, "PAY") { "code" } else { "id" };
-    let sql = format!("{SELECT} WHERE tenant_id = $1 AND {column} = $2");
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&tenant.0)
-        .bind(reference)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row: Option<Row> = fetch_by(&db.pool, SELECT, column, tenant, reference).await?;
     row.map(Payment::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 

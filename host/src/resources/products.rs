@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::store::{
-    Arg, ListParams, Page, ResourceError, Result, Select, TenantId, cursor_time, fetch_all, from_json_text,
-    page, paginate, to_json_text,
+    Arg, ListParams, Page, ResourceError, Result, Select, TenantId, cursor_time, fetch_all, fetch_by,
+    from_json_text, page, paginate, to_json_text,
 };
 use crate::clock::rfc3339;
 use crate::db::Db;
@@ -224,12 +224,7 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewProduct, now: i64) -> Re
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Product> {
-    let sql = format!("{SELECT} WHERE tenant_id = $1 AND {} = $2", by_reference(reference));
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&tenant.0)
-        .bind(reference)
-        .fetch_optional(&db.pool)
-        .await?;
+    let row: Option<Row> = fetch_by(&db.pool, SELECT, by_reference(reference), tenant, reference).await?;
     row.map(Product::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 

@@ -175,6 +175,21 @@ where
     Ok(sqlx::query_as_with::<Any, T, _>(sqlx::AssertSqlSafe(sql), args).fetch_all(&mut *conn).await?)
 }
 
+/// The row of `select` (`SELECT ... FROM table`) in this tenant whose `column` is `reference`.
+pub async fn fetch_by<'c, T>(
+    conn: impl sqlx::Executor<'c, Database = Any>,
+    select: &str,
+    column: &str,
+    tenant: &TenantId,
+    reference: &str,
+) -> Result<Option<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let sql = format!("{select} WHERE tenant_id = $1 AND {column} = $2");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&tenant.0).bind(reference).fetch_optional(conn).await?)
+}
+
 /// created_at of the cursor row in `table`, or an `invalid starting_after` error.
 pub async fn cursor_time(
     conn: &mut AnyConnection,
