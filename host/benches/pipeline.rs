@@ -46,7 +46,8 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
             .expect("key");
         let key = store::create(&db, &pepper, &TenantId(tenant.id), &Actor("bench".into()), new, 0).await.expect("issue").key;
         let keys = Arc::new(KeyCache::new(pepper.clone(), 3_600_000));
-        keys.lookup(&db, &key, 0).await.expect("warm");
+        // Warm the cache as the pipeline's prefetch would (the host clock is the system clock).
+        keys.lookup(&db, &key, angage_host::clock::Clock::now_ms(&SystemClock)).await.expect("warm");
         let ctx = Arc::new(HostCtx { keys, db, clock: Arc::new(SystemClock), counters: Arc::new(LocalCounters::default()) });
         let plugins = PluginRuntime::start(Arc::new(settings), ctx).expect("plugins");
         let header = |n: &str, v: &str| types::Header { name: n.into(), value: v.into() };
