@@ -126,6 +126,21 @@ fn bad_values_stop_start_up_with_one_line_naming_key_and_layer() {
 }
 
 #[test]
+fn production_refuses_to_start_without_a_pepper() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = angage_bin()
+        .current_dir(dir.path())
+        .env("ANGAGE_PROFILE", "production")
+        .args(["--addr", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("keys.pepper must be set in the production profile"), "{err}");
+    assert!(!dir.path().join("data/pepper").exists(), "no pepper is generated in production");
+}
+
+#[test]
 fn migrate_command_creates_the_embedded_database() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = angage_bin().current_dir(dir.path()).arg("migrate").output().expect("run");

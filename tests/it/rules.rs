@@ -80,6 +80,13 @@ async fn a_rule_changes_the_limit_and_is_named_on_the_429() {
         assert_eq!(body["code"], "rate_limited");
         // Other routes keep the key's limits.
         assert_eq!(app.with_key(&k).get("/v1/products").await.status, 200);
+        // The usage events name the rule that applied.
+        app.state.usage.flush().await;
+        let (tags,): (String,) = sqlx::query_as("SELECT tags FROM usage_events WHERE status = 429")
+            .fetch_one(&app.state.db.pool)
+            .await
+            .expect("a 429 event");
+        assert!(tags.contains("\"rule\":\"tenants/demo@v1\""), "{tags}");
         // The file was written, so the file and the API agree.
         let file = app.state.settings.policies.dir.join("tenants/demo.rhai");
         assert_eq!(std::fs::read_to_string(file).expect("file"), per_minute_rule(3));
