@@ -2,6 +2,7 @@
 //! turns them into responses.
 
 pub mod admin;
+mod console;
 mod docs;
 mod health;
 mod observe;
@@ -74,6 +75,10 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router(state.clone()))
         .route("/v1/openapi.json", get(docs::openapi_json))
         .route("/docs", get(docs::page))
+        .route("/console", get(console::index))
+        .route("/console/", get(console::index))
+        .route("/console/assets/app.js", get(console::app_js))
+        .route("/console/assets/app.css", get(console::app_css))
         .route("/docs/assets/swagger-ui-bundle.js", get(docs::swagger_js))
         .route("/docs/assets/swagger-ui.css", get(docs::swagger_css))
         .route("/healthz", get(health::healthz))

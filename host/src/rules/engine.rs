@@ -112,8 +112,16 @@ pub fn run(
     limits: RuleLimits,
 ) -> Result<RuleLimits, ScriptError> {
     let mut scope = Scope::new();
+    // Rule files hold only functions: skip re-running the top level on every request.
+    let options = rhai::CallFnOptions::new().eval_ast(false).rewind_scope(false);
     let out: Dynamic = engine
-        .call_fn(&mut scope, ast, "rule", (request_map(request), key_map(key), limits_map(&limits)))
+        .call_fn_with_options(
+            options,
+            &mut scope,
+            ast,
+            "rule",
+            (request_map(request), key_map(key), limits_map(&limits)),
+        )
         .map_err(|e| error_at(e.to_string(), e.position()))?;
     let map = out.try_cast::<Map>().ok_or_else(|| ScriptError {
         message: "`rule` must return the limits map".into(),
@@ -201,9 +209,27 @@ fn key_map(k: &RuleKey) -> Map {
     m
 }
 
+/// A zone by name, looked up in the bundled database once per name and thread.
+fn zone_by_name(zone: &str) -> jiff::tz::TimeZone {
+    thread_local! {
+        static ZONES: std::cell::RefCell<std::collections::HashMap<String, jiff::tz::TimeZone>> = Default::default();
+    }
+    ZONES.with(|z| {
+        let mut zones = z.borrow_mut();
+        if let Some(tz) = zones.get(zone) {
+            return tz.clone();
+        }
+        let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        if zones.len() < 1_000 {
+            zones.insert(zone.to_owned(), tz.clone());
+        }
+        tz
+    })
+}
+
 /// Calendar facts in the tenant's zone (UTC when the zone is unknown).
 pub fn time_map(ms: i64, zone: &str) -> Map {
-    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let tz = zone_by_name(zone);
     let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let z = ts.to_zoned(tz);
     let mut m = Map::new();

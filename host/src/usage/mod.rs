@@ -3,6 +3,7 @@
 //! Flushed on graceful shutdown. Each batch also updates the per-minute and per-day rollups and
 //! the daily latency histograms the dashboard reads (`query.rs`).
 
+pub mod chart;
 pub mod histogram;
 pub mod query;
 

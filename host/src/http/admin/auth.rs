@@ -41,6 +41,8 @@ pub struct Me {
     pub tenant_id: String,
     pub tenant_slug: String,
     pub tenant_name: String,
+    /// For a console session: the token to send as `X-CSRF-Token` on every change.
+    pub csrf_token: Option<String>,
 }
 
 /// Log in
@@ -128,8 +130,19 @@ pub async fn logout(
 /// The current admin
 #[utoipa::path(get, path = "/admin/v1/me", tag = "Session", operation_id = "me",
     responses((status = 200, description = "The admin", body = Me), (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json")))]
-pub async fn me(State(state): State<AppState>, Admin(admin): Admin) -> Result<Json<Me>, Problem> {
-    Ok(Json(me_of(&state, &admin).await?))
+pub async fn me(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Me>, Problem> {
+    let mut me = me_of(&state, &admin).await?;
+    // A console reloaded in the browser gets its CSRF token back from its own session.
+    if let Some(token) = session_cookie(&headers) {
+        let found =
+            sessions::find(&state.db, state.keys.pepper(), &token, state.clock.now_ms()).await.map_err(db)?;
+        me.csrf_token = found.map(|(_, csrf)| csrf);
+    }
+    Ok(Json(me))
 }
 
 async fn me_of(state: &AppState, admin: &admins::AdminCtx) -> Result<Me, Problem> {
@@ -143,6 +156,7 @@ async fn me_of(state: &AppState, admin: &admins::AdminCtx) -> Result<Me, Problem
         tenant_id: tenant.id,
         tenant_slug: tenant.slug,
         tenant_name: tenant.name,
+        csrf_token: None,
     })
 }
 

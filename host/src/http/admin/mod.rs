@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/usage/keys", get(usage::keys))
         .route("/admin/v1/usage/latency", get(usage::latency))
         .route("/admin/v1/usage/export.csv", get(usage::export))
+        .route("/admin/v1/usage/chart.svg", get(usage::chart))
         .route("/admin/v1/errors", get(usage::errors))
         .route("/admin/v1/errors/recent", get(usage::recent))
         .route("/admin/v1/rules", get(rules::get).put(rules::put))

@@ -22,7 +22,7 @@ use crate::http::ProblemBody;
         keys::create, keys::list, keys::get, keys::update, keys::revoke, keys::rotate,
         tenant::get_settings, tenant::put_settings, tenant::audit, tenant::plugins,
         rules::get, rules::put, rules::validate, rules::dry_run, rules::versions, rules::rollback,
-        usage::summary, usage::endpoints, usage::keys, usage::latency, usage::errors, usage::recent, usage::export,
+        usage::summary, usage::endpoints, usage::keys, usage::latency, usage::errors, usage::recent, usage::export, usage::chart,
         tenant::list_admins, tenant::create_admin, tenant::list_tokens, tenant::create_token, tenant::revoke_token,
     ),
     components(schemas(ProblemBody)),

@@ -131,3 +131,19 @@ pub async fn export(
     )
         .into_response())
 }
+
+/// Requests per day as an SVG chart
+#[utoipa::path(get, path = "/admin/v1/usage/chart.svg", tag = "Usage", operation_id = "usageChart",
+    params(("period" = Option<String>, Query, description = "7d, 30d (default), 90d or month")),
+    responses((status = 200, description = "A bar chart with the average", content_type = "image/svg+xml", body = String), (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json")))]
+pub async fn chart(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    q: QueryMap,
+) -> Result<Response, Problem> {
+    only_period(&q)?;
+    let p = period(&state, &q)?;
+    let s = query::summary(&state.db, &admin.tenant, p, state.clock.now_ms(), 0).await?;
+    let svg = crate::usage::chart::daily_svg(&s.daily, s.average_per_day);
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "no-store")], svg).into_response())
+}

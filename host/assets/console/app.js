@@ -1,0 +1,544 @@
+// The API Settings console: a small single-page app on the admin API. It adds no logic of its
+// own; it keeps the CSRF token in memory and never stores a key's secret.
+"use strict";
+
+const state = { me: null, csrf: null };
+const MODULES = ["customers", "products", "orders", "invoices", "payments", "inventory", "settings"];
+
+// ---- helpers -------------------------------------------------------------------------------
+
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "html") el.innerHTML = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET" && state.csrf) headers["X-CSRF-Token"] = state.csrf;
+  const resp = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await resp.text();
+  const data = text ? JSON.parse(text) : null;
+  if (resp.status === 401 && path !== "/admin/v1/login") {
+    state.me = null;
+    render();
+    throw new Error("Your session has ended; log in again.");
+  }
+  if (!resp.ok) {
+    const err = new Error((data && (data.detail || data.title)) || resp.statusText);
+    err.problem = data;
+    throw err;
+  }
+  return data;
+}
+
+function notice(kind, text) {
+  return h("div", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+}
+
+function fieldErrors(err) {
+  const p = err.problem || {};
+  const list = (p.errors || []).map((e) => `${e.field}: ${e.message}`);
+  return list.length ? `${err.message} — ${list.join("; ")}` : err.message;
+}
+
+function card(label, value, id) {
+  return h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value", id }, value));
+}
+
+function table(headers, rows, empty) {
+  if (!rows.length) return h("div", { class: "empty" }, empty);
+  return h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))), h("tbody", {}, rows));
+}
+
+function fmtDate(s) {
+  return s ? s.replace("T", " ").slice(0, 16) + " UTC" : "—";
+}
+
+function setMain(...nodes) {
+  const main = document.getElementById("main");
+  main.replaceChildren(...nodes);
+  const heading = main.querySelector("h2");
+  if (heading) heading.setAttribute("tabindex", "-1");
+}
+
+async function guarded(fn) {
+  try {
+    await fn();
+  } catch (e) {
+    setMain(h("h2", {}, "Something went wrong"), notice("error", e.message));
+  }
+}
+
+// ---- shell and routing ---------------------------------------------------------------------
+
+const ROUTES = {
+  dashboard: ["Dashboard", viewDashboard],
+  keys: ["API Keys", viewKeys],
+  limits: ["Rate Limits", viewLimits],
+  usage: ["Usage", viewUsage],
+  errors: ["Errors", viewErrors],
+  auth: ["Authentication", viewAuth],
+  rules: ["Rules", viewRules],
+  plugins: ["Plugins", viewPlugins],
+  docs: ["API Documentation", viewDocs],
+};
+
+function route() {
+  const name = (location.hash || "#/dashboard").slice(2).split("?")[0];
+  return ROUTES[name] ? name : "dashboard";
+}
+
+function render() {
+  const app = document.getElementById("app");
+  if (!state.me) {
+    app.replaceChildren(loginView());
+    return;
+  }
+  const current = route();
+  const nav = h(
+    "nav",
+    { class: "side", "aria-label": "API Settings" },
+    h("h1", {}, "API Settings"),
+    h("div", { class: "crumb" }, `Settings › Integrations · ${state.me.tenant_name}`),
+    Object.entries(ROUTES).map(([k, [label]]) => h("a", { href: `#/${k}`, class: k === current ? "active" : null, "aria-current": k === current ? "page" : null }, label)),
+    h("a", { href: "#/logout", id: "logout", onclick: logout }, "Log out"),
+  );
+  app.replaceChildren(h("div", { class: "shell" }, nav, h("main", { id: "main" }, h("p", { class: "loading" }, "Loading…"))));
+  document.title = `${ROUTES[current][0]} · API Settings`;
+  guarded(ROUTES[current][1]);
+}
+
+window.addEventListener("hashchange", () => {
+  if (location.hash !== "#/logout") render();
+});
+
+async function logout(ev) {
+  ev.preventDefault();
+  try {
+    await api("POST", "/admin/v1/logout", {});
+  } catch (_) {
+    /* already logged out */
+  }
+  state.me = null;
+  state.csrf = null;
+  location.hash = "#/dashboard";
+  render();
+}
+
+function loginView() {
+  const error = h("div", { id: "login-error" });
+  const form = h(
+    "form",
+    { class: "login stack", id: "login-form" },
+    h("h2", {}, "Log in to API Settings"),
+    h("label", { for: "email" }, "E-mail"),
+    h("input", { id: "email", type: "email", autocomplete: "username", required: true }),
+    h("label", { for: "password" }, "Password"),
+    h("input", { id: "password", type: "password", autocomplete: "current-password", required: true }),
+    error,
+    h("p", {}, h("button", { class: "primary", type: "submit", id: "login-submit" }, "Log in")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      const r = await api("POST", "/admin/v1/login", { email: form.querySelector("#email").value, password: form.querySelector("#password").value });
+      state.csrf = r.csrf_token;
+      state.me = r.admin;
+      render();
+    } catch (e) {
+      error.replaceChildren(notice("error", e.message));
+    }
+  });
+  return form;
+}
+
+// ---- screens -------------------------------------------------------------------------------
+
+async function viewDashboard() {
+  const [usage, health] = await Promise.all([api("GET", "/admin/v1/usage?period=month"), fetch("/readyz").then((r) => r.ok)]);
+  const base = `${location.origin}/v1`;
+  setMain(
+    h("h2", {}, "Dashboard"),
+    h(
+      "div",
+      { class: "cards" },
+      card("API status", health ? "Operational" : "Degraded", "api-status"),
+      card("Base URL", h("span", { class: "mono" }, base)),
+      card("Requests this month", usage.total, "usage-total"),
+      card("Successful", `${usage.successful_pct}%`, "usage-ok"),
+      card("Failed", `${usage.failed_pct}%`, "usage-failed"),
+      card("Rate-limit hits", usage.rate_limited, "usage-limited"),
+      card("Active keys (live)", usage.active_keys.live, "keys-live"),
+      card("Active keys (test)", usage.active_keys.test, "keys-test"),
+    ),
+    h("h3", {}, "Quick links"),
+    h(
+      "p",
+      { class: "row" },
+      h("a", { href: "/docs" }, "Documentation"),
+      h("a", { href: "#/keys", id: "quick-generate" }, "Generate a key"),
+      h("a", { href: "#/usage" }, "Usage reports"),
+    ),
+  );
+}
+
+function keyRow(k, onChange) {
+  const actions = h("td", {});
+  if (k.status === "active") {
+    actions.append(
+      h("button", {
+        class: "danger",
+        "data-revoke": k.id,
+        onclick: async () => {
+          if (!confirm(`Revoke "${k.name}"? Requests with this key will be refused at once.`)) return;
+          await api("POST", `/admin/v1/keys/${k.id}/revoke`, {});
+          onChange();
+        },
+      }, "Revoke"),
+      " ",
+      h("button", {
+        "data-rotate": k.id,
+        onclick: async () => {
+          const grace = prompt("Keep the old key working for: now, 1h, 24h or 7d", "24h");
+          if (!grace) return;
+          const issued = await api("POST", `/admin/v1/keys/${k.id}/rotate`, { grace });
+          onChange(issued);
+        },
+      }, "Rotate"),
+    );
+  }
+  return h(
+    "tr",
+    { "data-key": k.id },
+    h("td", {}, k.name),
+    h("td", {}, h("code", {}, k.prefix)),
+    h("td", {}, fmtDate(k.created_at)),
+    h("td", {}, fmtDate(k.last_used_at)),
+    h("td", {}, k.expires_at ? fmtDate(k.expires_at) : "Never"),
+    h("td", {}, h("span", { class: `badge ${k.status}` }, k.status)),
+    actions,
+  );
+}
+
+function secretPanel(issued) {
+  const curl = `curl -H "Authorization: Bearer ${issued.key}" ${location.origin}/v1/customers`;
+  const copied = h("span", { class: "muted", id: "copied" });
+  return h(
+    "div",
+    { class: "secret", id: "secret-panel" },
+    h("strong", {}, "Copy this key now — it won't be shown again."),
+    h("p", { class: "key", id: "new-key" }, issued.key),
+    h("p", {}, h("button", {
+      id: "copy-key",
+      onclick: async () => {
+        try {
+          await navigator.clipboard.writeText(issued.key);
+          copied.textContent = " Copied.";
+        } catch (_) {
+          copied.textContent = " Select the key and copy it.";
+        }
+      },
+    }, "Copy to clipboard"), copied),
+    h("p", {}, `${issued.name} · ${issued.environment} · ${issued.scope} · expires ${issued.expires_at ? fmtDate(issued.expires_at) : "never"}`),
+    h("p", {}, "Quick start:"),
+    h("pre", { id: "quick-curl" }, curl),
+  );
+}
+
+async function viewKeys(issued) {
+  const [live, test] = await Promise.all([api("GET", "/admin/v1/keys?environment=live&limit=100"), api("GET", "/admin/v1/keys?environment=test&limit=100")]);
+  const refresh = (next) => guarded(() => viewKeys(next));
+  const headers = ["Name", "Key", "Created", "Last used", "Expires", "Status", ""];
+  setMain(
+    h("h2", {}, "API Keys"),
+    issued && issued.key ? secretPanel(issued) : null,
+    h("p", {}, h("button", { class: "primary", id: "generate", onclick: () => setMain(h("h2", {}, "Generate New API Key"), keyForm()) }, "Generate New API Key")),
+    h("h3", {}, "Production keys"),
+    table(headers, live.data.map((k) => keyRow(k, refresh)), "No production keys yet."),
+    h("h3", {}, "Development keys"),
+    table(headers, test.data.map((k) => keyRow(k, refresh)), "No development keys yet."),
+  );
+}
+
+function keyForm() {
+  const err = h("div", {});
+  const grants = h(
+    "div",
+    { class: "grants", id: "grants", hidden: true },
+    h("strong", {}, "Module"), h("strong", {}, "No access"), h("strong", {}, "Read"), h("strong", {}, "Read & write"),
+    MODULES.map((m) => [
+      h("span", {}, m),
+      ["none", "read", "read_write"].map((a) => h("input", { type: "radio", name: `grant-${m}`, value: a, "aria-label": `${m} ${a}`, checked: a === "none" })),
+    ]),
+  );
+  const form = h(
+    "form",
+    { class: "stack", id: "key-form" },
+    h("label", { for: "k-name" }, "Name"),
+    h("input", { id: "k-name", required: true, maxlength: 100 }),
+    h("label", { for: "k-description" }, "Description"),
+    h("input", { id: "k-description", maxlength: 500 }),
+    h("label", { for: "k-env" }, "Environment"),
+    h("select", { id: "k-env" }, h("option", { value: "live" }, "Production (live)"), h("option", { value: "test" }, "Development (test)")),
+    h("label", { for: "k-expires" }, "Expiration"),
+    h("select", { id: "k-expires" }, h("option", { value: "" }, "Tenant default"), h("option", { value: "0" }, "Never"), h("option", { value: "30" }, "After 30 days"), h("option", { value: "90" }, "After 90 days"), h("option", { value: "365" }, "After 365 days")),
+    h("label", { for: "k-scope" }, "Scope"),
+    h("select", { id: "k-scope", onchange: (e) => { grants.hidden = e.target.value !== "custom"; } }, h("option", { value: "full" }, "Full access"), h("option", { value: "read_only" }, "Read only"), h("option", { value: "custom" }, "Custom")),
+    grants,
+    h("div", { class: "row" },
+      h("div", {}, h("label", { for: "k-minute" }, "Requests per minute"), h("input", { id: "k-minute", type: "number", min: 1, placeholder: "default" })),
+      h("div", {}, h("label", { for: "k-hour" }, "Per hour"), h("input", { id: "k-hour", type: "number", min: 1, placeholder: "default" })),
+      h("div", {}, h("label", { for: "k-day" }, "Per day"), h("input", { id: "k-day", type: "number", min: 1, placeholder: "default" })),
+    ),
+    h("label", { for: "k-ips" }, "IP restrictions (CIDR, one per line; empty allows any)"),
+    h("textarea", { id: "k-ips", rows: 3 }),
+    err,
+    h("p", {}, h("button", { class: "primary", type: "submit", id: "k-submit" }, "Generate key"), " ", h("a", { href: "#/keys" }, "Cancel")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const v = (id) => form.querySelector(id).value.trim();
+    const num = (id) => (v(id) ? Number(v(id)) : null);
+    const body = {
+      name: v("#k-name"),
+      environment: v("#k-env"),
+      scope: v("#k-scope"),
+      rate_limits: { per_minute: num("#k-minute"), per_hour: num("#k-hour"), per_day: num("#k-day") },
+      ip_allowlist: v("#k-ips").split(/\s+/).filter(Boolean),
+    };
+    if (v("#k-description")) body.description = v("#k-description");
+    if (v("#k-expires") !== "") body.expires_in_days = Number(v("#k-expires"));
+    if (body.scope === "custom") {
+      body.grants = Object.fromEntries(MODULES.map((m) => [m, form.querySelector(`input[name=grant-${m}]:checked`).value]));
+    }
+    try {
+      const issued = await api("POST", "/admin/v1/keys", body);
+      await viewKeys(issued);
+    } catch (e) {
+      err.replaceChildren(notice("error", fieldErrors(e)));
+    }
+  });
+  return form;
+}
+
+async function viewLimits() {
+  const [settings, keys] = await Promise.all([api("GET", "/admin/v1/settings"), api("GET", "/admin/v1/keys?limit=100")]);
+  const l = settings.rate_limits;
+  const msg = h("div", {});
+  const input = (id, label, value) => h("div", {}, h("label", { for: id }, label), h("input", { id, type: "number", min: 1, value }));
+  const check = (id, label, on) => h("label", {}, h("input", { id, type: "checkbox", checked: on }), ` ${label}`);
+  const form = h(
+    "form",
+    { class: "stack", id: "limits-form" },
+    h("div", { class: "row" }, input("l-second", "Per second", l.per_second), input("l-minute", "Per minute", l.per_minute), input("l-hour", "Per hour", l.per_hour), input("l-day", "Per day", l.per_day)),
+    h("div", { class: "row" }, input("l-burst", "Burst size", l.burst), input("l-window", "Burst window (seconds)", l.burst_window_seconds)),
+    check("l-retry", "Send Retry-After on 429", l.send_retry_after),
+    check("l-headers", "Send rate-limit headers", l.send_rate_limit_headers),
+    msg,
+    h("p", {}, h("button", { class: "primary", type: "submit", id: "limits-save" }, "Save defaults")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const n = (id) => Number(form.querySelector(id).value);
+    try {
+      await api("PUT", "/admin/v1/settings", {
+        rate_limits: {
+          per_second: n("#l-second"), per_minute: n("#l-minute"), per_hour: n("#l-hour"), per_day: n("#l-day"),
+          burst: n("#l-burst"), burst_window_seconds: n("#l-window"),
+          send_retry_after: form.querySelector("#l-retry").checked, send_rate_limit_headers: form.querySelector("#l-headers").checked,
+        },
+      });
+      msg.replaceChildren(notice("ok", "Defaults saved."));
+    } catch (e) {
+      msg.replaceChildren(notice("error", fieldErrors(e)));
+    }
+  });
+  const show = (v, d) => (v === null ? h("span", { class: "muted" }, `${d} (default)`) : h("strong", {}, v));
+  const rows = keys.data.filter((k) => k.status === "active").map((k) =>
+    h("tr", {},
+      h("td", {}, k.name),
+      h("td", {}, show(k.rate_limits.per_minute, l.per_minute)),
+      h("td", {}, show(k.rate_limits.per_hour, l.per_hour)),
+      h("td", {}, show(k.rate_limits.per_day, l.per_day)),
+      h("td", {}, h("button", {
+        onclick: async () => {
+          const value = prompt(`Requests per minute for "${k.name}" (empty for the default)`, k.rate_limits.per_minute ?? "");
+          if (value === null) return;
+          await api("PUT", `/admin/v1/keys/${k.id}`, { rate_limits: { ...k.rate_limits, per_minute: value === "" ? null : Number(value) } });
+          guarded(viewLimits);
+        },
+      }, "Edit")),
+    ));
+  setMain(h("h2", {}, "Rate Limits"), h("h3", {}, "Tenant defaults"), form, h("h3", {}, "Per-key limits"), table(["Key", "Per minute", "Per hour", "Per day", ""], rows, "No active keys."));
+}
+
+async function viewUsage() {
+  const period = new URLSearchParams(location.hash.split("?")[1] || "").get("period") || "30d";
+  const q = `?period=${period}`;
+  const [s, endpoints, keys, latency] = await Promise.all([
+    api("GET", `/admin/v1/usage${q}`), api("GET", `/admin/v1/usage/endpoints${q}`), api("GET", `/admin/v1/usage/keys${q}`), api("GET", `/admin/v1/usage/latency${q}`),
+  ]);
+  const selector = h("select", { id: "period", onchange: (e) => { location.hash = `#/usage?period=${e.target.value}`; } },
+    [["7d", "Last 7 days"], ["30d", "Last 30 days"], ["90d", "Last 90 days"]].map(([v, t]) => h("option", { value: v, selected: v === period }, t)));
+  setMain(
+    h("h2", {}, "Usage"),
+    h("p", { class: "row" }, h("label", { for: "period" }, "Period"), selector, h("a", { href: `/admin/v1/usage/export.csv${q}`, id: "csv" }, "Export CSV")),
+    h("div", { class: "cards" }, card("Total", s.total, "u-total"), card("Average per day", s.average_per_day), card("Peak", s.peak ? `${s.peak.requests} on ${s.peak.date}` : "—")),
+    h("div", { class: "chart" }, h("h3", {}, "Daily requests"), h("img", { src: `/admin/v1/usage/chart.svg${q}`, alt: `Requests per day, ${period}` })),
+    h("h3", {}, "Requests by endpoint"),
+    table(["Endpoint", "Requests", "Share", "Average"], endpoints.map((e) => h("tr", {}, h("td", {}, h("code", {}, e.endpoint)), h("td", {}, e.requests), h("td", {}, `${e.share_pct}%`), h("td", {}, `${e.average_ms} ms`))), "No requests in this period."),
+    h("h3", {}, "Requests by key"),
+    table(["Key", "Environment", "Requests", "Share"], keys.map((k) => h("tr", {}, h("td", {}, k.name || k.key_id), h("td", {}, k.environment || "—"), h("td", {}, k.requests), h("td", {}, `${k.share_pct}%`))), "No requests in this period."),
+    h("h3", {}, "Response times"),
+    h("div", { class: "cards" },
+      card("Average", `${latency.average_ms} ms`), card("p95", latency.p95_ms === null ? "—" : `${latency.p95_ms} ms`), card("p99", latency.p99_ms === null ? "—" : `${latency.p99_ms} ms`),
+      card("Slowest endpoint", latency.slowest_endpoint ? `${latency.slowest_endpoint.endpoint} (${latency.slowest_endpoint.average_ms} ms)` : "—")),
+  );
+}
+
+async function viewErrors() {
+  const [e, recent] = await Promise.all([api("GET", "/admin/v1/errors?period=30d"), api("GET", "/admin/v1/errors/recent?limit=20")]);
+  const arrow = { up: "▲ up", down: "▼ down", stable: "● stable" };
+  setMain(
+    h("h2", {}, "Errors"),
+    h("div", { class: "cards" }, card("Total errors", e.total, "e-total"), card("Error rate", `${e.error_rate_pct}%`), card("Most common", e.most_common ? `${e.most_common.code} (${e.most_common.count})` : "—")),
+    h("h3", {}, "By status (last 30 days, against the 30 before)"),
+    table(["Status", "Count", "Share", "Trend"], e.by_status.map((s) => h("tr", {}, h("td", {}, s.status), h("td", {}, s.count), h("td", {}, `${s.share_pct}%`), h("td", { class: s.trend }, arrow[s.trend]))), "No errors. 🎉"),
+    h("h3", {}, "Recent errors"),
+    table(["Time", "Status", "Message", "Key"], recent.data.map((r) => h("tr", {}, h("td", {}, fmtDate(r.at)), h("td", {}, r.status), h("td", {}, r.message || r.code || ""), h("td", {}, r.key_name || "—"))), "No recent errors."),
+  );
+}
+
+async function viewAuth() {
+  const settings = await api("GET", "/admin/v1/settings");
+  const s = settings.security;
+  const msg = h("div", {});
+  const check = (id, label, on) => h("p", {}, h("label", {}, h("input", { id, type: "checkbox", checked: on }), ` ${label}`));
+  const form = h(
+    "form",
+    { class: "stack", id: "auth-form" },
+    check("a-https", "HTTPS only", s.require_https),
+    check("a-signatures", "Validate request signatures", s.validate_request_signatures),
+    check("a-log", "Log all requests", s.log_all_requests),
+    h("label", { for: "a-expiry" }, "Default key expiration (days; empty for never)"),
+    h("input", { id: "a-expiry", type: "number", min: 1, value: s.default_key_expiration_days ?? "" }),
+    msg,
+    h("p", {}, h("button", { class: "primary", type: "submit", id: "auth-save" }, "Save security settings")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const days = form.querySelector("#a-expiry").value;
+    try {
+      await api("PUT", "/admin/v1/settings", { security: {
+        require_https: form.querySelector("#a-https").checked,
+        validate_request_signatures: form.querySelector("#a-signatures").checked,
+        log_all_requests: form.querySelector("#a-log").checked,
+        default_key_expiration_days: days === "" ? null : Number(days),
+      } });
+      msg.replaceChildren(notice("ok", "Security settings saved."));
+    } catch (e) {
+      msg.replaceChildren(notice("error", fieldErrors(e)));
+    }
+  });
+  setMain(
+    h("h2", {}, "Authentication"),
+    h("h3", {}, "Supported methods"),
+    h("ul", {}, h("li", {}, "Bearer token: ", h("code", {}, "Authorization: Bearer ak_live_…")), h("li", {}, "API key header: ", h("code", {}, "X-API-Key: ak_live_…"))),
+    h("h3", {}, "Security settings"),
+    form,
+  );
+}
+
+async function viewRules() {
+  const [rule, versions] = await Promise.all([api("GET", "/admin/v1/rules"), api("GET", "/admin/v1/rules/versions")]);
+  const starter = "fn rule(request, key, limits) {\n    limits\n}\n";
+  const editor = h("textarea", { class: "code", id: "rule-editor", spellcheck: "false", "aria-label": "Rule script" });
+  editor.value = rule.script ?? starter;
+  const out = h("div", { id: "rule-result" });
+  const showErrors = (errors) => {
+    const lines = editor.value.split("\n");
+    out.replaceChildren(
+      notice("error", errors.map((e) => (e.line ? `Line ${e.line}${e.column ? `, column ${e.column}` : ""}: ${e.message}` : e.message)).join("\n")),
+      h("pre", {}, lines.map((l, i) => h("div", { class: errors.some((e) => e.line === i + 1) ? "error-line" : null }, `${String(i + 1).padStart(3)}  ${l}`))),
+    );
+  };
+  const run = async (fn) => {
+    try {
+      await fn();
+    } catch (e) {
+      if (e.problem && e.problem.script_errors) showErrors(e.problem.script_errors);
+      else out.replaceChildren(notice("error", fieldErrors(e)));
+    }
+  };
+  setMain(
+    h("h2", {}, "Rules"),
+    h("p", { class: "muted" }, `Version ${rule.version ?? "—"}${rule.updated_by ? ` · by ${rule.updated_by}` : ""} · file policies/${rule.file}`),
+    rule.last_error ? notice("error", `The last edit was rejected: ${rule.last_error.errors.map((e) => e.message).join("; ")}`) : null,
+    editor,
+    h("p", { class: "row" },
+      h("button", { id: "rule-validate", onclick: () => run(async () => {
+        const r = await api("POST", "/admin/v1/rules/validate", { script: editor.value });
+        if (r.valid) out.replaceChildren(notice("ok", "The rule compiles and passes its dry run.")); else showErrors(r.errors);
+      }) }, "Validate"),
+      h("button", { id: "rule-dry-run", onclick: () => run(async () => {
+        const r = await api("POST", "/admin/v1/rules/dry-run", { script: editor.value, request: { method: "POST", route: "/v1/orders" } });
+        out.replaceChildren(notice("ok", `Dry run (POST /v1/orders): ${JSON.stringify(r.limits)}`));
+      }) }, "Dry run"),
+      h("button", { class: "primary", id: "rule-save", onclick: () => run(async () => {
+        const v = await api("PUT", "/admin/v1/rules", { script: editor.value });
+        await viewRules();
+        document.getElementById("rule-result").replaceChildren(notice("ok", `Saved as version ${v.version}.`));
+      }) }, "Save"),
+    ),
+    out,
+    h("h3", {}, "Version history"),
+    table(["Version", "By", "When", "Note", ""], versions.map((v) => h("tr", {}, h("td", {}, v.version), h("td", {}, v.created_by), h("td", {}, fmtDate(v.created_at)), h("td", {}, v.note || ""),
+      h("td", {}, v.version === rule.version ? "serving" : h("button", { onclick: () => run(async () => { await api("POST", "/admin/v1/rules/rollback", { version: v.version }); await viewRules(); }) }, "Roll back")))), "No versions yet."),
+  );
+}
+
+async function viewPlugins() {
+  const stages = await api("GET", "/admin/v1/plugins");
+  setMain(
+    h("h2", {}, "Plugins"),
+    table(["Stage", "Plugin", "Source", "Version", "Loaded", "Last error"], stages.map((s) => h("tr", {},
+      h("td", {}, s.stage), h("td", {}, s.plugin), h("td", {}, s.source), h("td", {}, `${s.version} (contract ${s.contract})`), h("td", {}, fmtDate(s.loaded_at)),
+      h("td", {}, s.last_error ? h("span", { class: "up" }, s.last_error.message) : "—"))), "No plugins."),
+  );
+}
+
+async function viewDocs() {
+  setMain(
+    h("h2", {}, "API Documentation"),
+    h("ul", {},
+      h("li", {}, h("a", { href: "/docs", id: "docs-link" }, "Interactive documentation"), " — every endpoint, with examples in cURL, Python, JavaScript and PHP"),
+      h("li", {}, h("a", { href: "/v1/openapi.json", download: "angage-openapi.json" }, "OpenAPI 3.1 document (download)")),
+      h("li", {}, h("a", { href: "/admin/v1/openapi.json", download: "angage-admin-openapi.json" }, "Admin API OpenAPI document"))),
+  );
+}
+
+// ---- start ---------------------------------------------------------------------------------
+
+(async () => {
+  try {
+    const me = await fetch("/admin/v1/me", { credentials: "same-origin" });
+    if (me.ok) {
+      state.me = await me.json();
+      state.csrf = state.me.csrf_token;
+    }
+  } catch (_) {
+    /* not logged in */
+  }
+  render();
+})();

@@ -1,0 +1,304 @@
+//! The console in headless Chromium: log in, generate a key with custom scope and limits, use
+//! it, see it in Usage, revoke it, change default limits, save a broken then a valid rule, open
+//! the documentation; a screenshot of every screen goes to `target/console-screenshots/` (and to
+//! `docs/console/` with `ANGAGE_UPDATE_SCREENSHOTS=1`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::{Backend, TestApp, spawn_app};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn browser(profile: &Path) -> Option<(Driver, Client)> {
+    if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
+        eprintln!(
+            "Chromium or ChromeDriver is not installed ({CHROMIUM}, {CHROMEDRIVER}): skipping the browser tests (CI installs them)"
+        );
+        return None;
+    }
+    let port = free_port();
+    let child = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver");
+    let driver = Driver(child);
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())]
+        }
+    });
+    let caps = caps.as_object().cloned().expect("object");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => return Some((driver, client)),
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot start Chromium through ChromeDriver: {e}"),
+        }
+    }
+}
+
+struct Shots {
+    dir: PathBuf,
+    docs: Option<PathBuf>,
+}
+
+impl Shots {
+    fn new() -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = root.join("target/console-screenshots");
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        let docs = std::env::var("ANGAGE_UPDATE_SCREENSHOTS")
+            .ok()
+            .filter(|v| v == "1")
+            .map(|_| root.join("docs/console"));
+        Self { dir, docs }
+    }
+
+    async fn take(&self, c: &Client, name: &str) {
+        let png = c.screenshot().await.expect("screenshot");
+        std::fs::write(self.dir.join(format!("{name}.png")), &png).expect("save screenshot");
+        if let Some(docs) = &self.docs {
+            std::fs::create_dir_all(docs).expect("docs dir");
+            std::fs::write(docs.join(format!("{name}.png")), &png).expect("save docs screenshot");
+        }
+    }
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Waits until the element's text contains `needle`.
+async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && let Ok(text) = el.text().await
+            && text.contains(needle)
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{css} never showed {needle:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn click(c: &Client, css: &str) {
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .expect("click");
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let el = c
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.clear().await.expect("clear");
+    el.send_keys(value).await.expect("type");
+}
+
+async fn open(c: &Client, app: &TestApp, route: &str, ready: &str) {
+    c.goto(&app.url(&format!("/console#/{route}"))).await.expect("goto");
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(ready))
+        .await
+        .unwrap_or_else(|e| panic!("{route}: {ready}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_runs_the_api_settings_page_in_a_real_browser() {
+    let profile = tempfile::tempdir().expect("profile");
+    let Some((_driver, c)) = browser(profile.path()).await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let shots = Shots::new();
+    let banner = app.banner.clone().expect("banner");
+
+    // Log in.
+    c.goto(&app.url("/console")).await.expect("goto");
+    fill(&c, "#email", &banner.admin_email).await;
+    fill(&c, "#password", "wrong password").await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#login-error", "incorrect").await;
+    shots.take(&c, "login").await;
+    fill(&c, "#password", &banner.admin_password).await;
+    click(&c, "#login-submit").await;
+    assert_eq!(text_of(&c, "#api-status").await, "Operational");
+    shots.take(&c, "dashboard").await;
+
+    // Generate a key with custom scope and limits, and read it from the shown-once panel.
+    open(&c, &app, "keys", "#generate").await;
+    click(&c, "#generate").await;
+    fill(&c, "#k-name", "Warehouse sync").await;
+    fill(&c, "#k-description", "Nightly stock sync").await;
+    c.find(Locator::Css("#k-scope")).await.expect("scope").select_by_value("custom").await.expect("custom");
+    click(&c, "input[name=grant-customers][value=read_write]").await;
+    click(&c, "input[name=grant-inventory][value=read]").await;
+    fill(&c, "#k-minute", "50").await;
+    fill(&c, "#k-ips", "127.0.0.0/8").await;
+    shots.take(&c, "generate-key").await;
+    click(&c, "#k-submit").await;
+    let secret = text_of(&c, "#new-key").await;
+    assert!(secret.starts_with("ak_live_") && secret.len() == 48, "{secret}");
+    assert!(text_of(&c, "#secret-panel").await.contains("won't be shown again"));
+    assert!(text_of(&c, "#quick-curl").await.contains(&secret));
+    shots.take(&c, "key-created").await;
+    let stored: Vec<String> = serde_json::from_value(
+        c.execute(
+            "return Object.keys(localStorage).concat(Object.keys(sessionStorage)).concat([document.cookie]);",
+            vec![],
+        )
+        .await
+        .expect("storage"),
+    )
+    .expect("strings");
+    assert!(
+        stored.iter().all(|s| !s.contains(&secret[12..])),
+        "the secret is never stored client-side: {stored:?}"
+    );
+
+    // Use it for real.
+    let v1 = app.with_key(&secret);
+    let used = v1.get("/v1/customers").await;
+    assert_eq!(used.status, 200);
+    assert_eq!(
+        used.header("x-ratelimit-limit"),
+        Some("10"),
+        "per second is the tenant default; per minute 50 is the key's"
+    );
+    assert_eq!(
+        v1.post("/v1/orders", json!({"customer": "x", "lines": []})).await.status,
+        403,
+        "no grant on orders"
+    );
+    app.state.usage.flush().await;
+
+    // See it in Usage.
+    open(&c, &app, "usage", "#u-total").await;
+    wait_text(&c, "main", "GET /customers").await;
+    wait_text(&c, "main", "Warehouse sync").await;
+    shots.take(&c, "usage").await;
+
+    // Revoke it (after confirming) and see the next request refused.
+    open(&c, &app, "keys", "[data-revoke]").await;
+    let id: String = c
+        .find(Locator::XPath("//tr[td[1]='Warehouse sync']"))
+        .await
+        .expect("row")
+        .attr("data-key")
+        .await
+        .expect("attr")
+        .expect("id");
+    click(&c, &format!("button[data-revoke='{id}']")).await;
+    c.accept_alert().await.expect("confirm");
+    wait_text(&c, &format!("tr[data-key='{id}']"), "revoked").await;
+    shots.take(&c, "keys").await;
+    let refused = v1.get("/v1/customers").await;
+    assert_eq!((refused.status, refused.code()), (401, "revoked_api_key"));
+
+    // Change the default limits.
+    open(&c, &app, "limits", "#l-minute").await;
+    fill(&c, "#l-minute", "150").await;
+    click(&c, "#limits-save").await;
+    wait_text(&c, "#limits-form", "Defaults saved").await;
+    shots.take(&c, "rate-limits").await;
+    let admin = app.demo_admin().await;
+    assert_eq!(admin.get("/admin/v1/settings").await.body["rate_limits"]["per_minute"], 150);
+
+    // A rule with a syntax error shows its line; a valid one is saved.
+    open(&c, &app, "rules", "#rule-editor").await;
+    fill(&c, "#rule-editor", "fn rule(request, key, limits) {\n    limits.per_minute = ;\n    limits\n}")
+        .await;
+    click(&c, "#rule-save").await;
+    wait_text(&c, "#rule-result", "Line 2").await;
+    shots.take(&c, "rules-error").await;
+    fill(&c, "#rule-editor", "fn rule(request, key, limits) {\n    if key.environment == \"test\" { limits.per_second = 5; }\n    limits\n}").await;
+    click(&c, "#rule-save").await;
+    wait_text(&c, "#rule-result", "Saved as version 1").await;
+    shots.take(&c, "rules").await;
+
+    // The other screens.
+    for (route, ready, name) in [
+        ("errors", "#e-total", "errors"),
+        ("auth", "#auth-form", "authentication"),
+        ("plugins", "table", "plugins"),
+        ("docs", "#docs-link", "api-documentation"),
+    ] {
+        open(&c, &app, route, ready).await;
+        shots.take(&c, name).await;
+    }
+    click(&c, "#docs-link").await;
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(".swagger-ui .info"))
+        .await
+        .expect("Swagger UI renders offline");
+    shots.take(&c, "docs").await;
+
+    // Phone width stays usable.
+    c.set_window_size(390, 844).await.expect("resize");
+    open(&c, &app, "dashboard", "#usage-total").await;
+    shots.take(&c, "dashboard-phone").await;
+
+    // Logging out ends the session.
+    click(&c, "#logout").await;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#login-form"))
+        .await
+        .expect("back to login");
+    c.close().await.expect("close");
+    app.stop().await;
+}
