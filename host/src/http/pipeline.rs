@@ -238,6 +238,7 @@ fn finish_with(
         metrics::counter!("angage_rate_limited_total", &labels[..1]).increment(1);
     }
     let state = state.clone();
+    let ticket = state.usage.ticket();
     tokio::spawn(async move {
         let tenant_id = principal
             .as_ref()
@@ -275,6 +276,8 @@ fn finish_with(
                 .collect(),
             at_ms: exchange.request.time_ms,
         });
+        // Only now may a flush consider this request recorded.
+        drop(ticket);
     });
     response
 }

@@ -208,9 +208,13 @@ impl<B: Bindings> Loaded<B> {
         &self,
         f: impl FnOnce(&B, &mut Store<StoreData>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let _permit = match tokio::time::timeout(self.budget.queue_timeout, self.permits.acquire()).await {
-            Ok(Ok(p)) => p,
-            _ => return Err(CallError::Overloaded),
+        // The common case takes a free slot at once; only a full pool waits (with a timeout).
+        let _permit = match self.permits.try_acquire() {
+            Ok(p) => p,
+            Err(_) => match tokio::time::timeout(self.budget.queue_timeout, self.permits.acquire()).await {
+                Ok(Ok(p)) => p,
+                _ => return Err(CallError::Overloaded),
+            },
         };
         let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let (mut store, bindings) = match warm {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use sqlx::Arguments;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::db::Db;
@@ -45,6 +46,25 @@ enum Msg {
 pub struct UsageSink {
     tx: mpsc::Sender<Msg>,
     stats: Arc<Stats>,
+    in_flight: Arc<InFlight>,
+}
+
+/// Requests whose usage event is still being built (enrich-usage runs after the response).
+#[derive(Default)]
+struct InFlight {
+    count: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// Held while a request's usage event is being built; `flush` waits for every ticket.
+pub struct Ticket(Arc<InFlight>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -62,7 +82,13 @@ impl UsageSink {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let stats = Arc::new(Stats::default());
         tokio::spawn(writer(db, rx, stats.clone()));
-        Self { tx, stats }
+        Self { tx, stats, in_flight: Arc::default() }
+    }
+
+    /// Announces an event that will be recorded shortly.
+    pub fn ticket(&self) -> Ticket {
+        self.in_flight.count.fetch_add(1, Ordering::AcqRel);
+        Ticket(self.in_flight.clone())
     }
 
     /// Queues an event; when the buffer is full the event is dropped and counted.
@@ -80,8 +106,18 @@ impl UsageSink {
         }
     }
 
-    /// Waits until everything queued so far is written.
+    /// Waits until every announced event is queued, then until everything queued is written.
     pub async fn flush(&self) {
+        let settle = async {
+            loop {
+                let idle = self.in_flight.idle.notified();
+                if self.in_flight.count.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(10), settle).await;
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).await.is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(30), rx).await;
@@ -217,27 +253,43 @@ async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     }
-    for e in batch {
-        let tags: serde_json::Map<String, Value> =
-            e.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
-        sqlx::query(
-            "INSERT INTO usage_events (id, tenant_id, key_id, endpoint, module, status, status_class, error_code, latency_us, tags, created_at, error_detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(new_id("use"))
-        .bind(&e.tenant_id)
-        .bind(&e.key_id)
-        .bind(&e.endpoint)
-        .bind(&e.module)
-        .bind(i64::from(e.status))
-        .bind(&e.status_class)
-        .bind(&e.error_code)
-        .bind(i64::try_from(e.latency_us).unwrap_or(i64::MAX))
-        .bind(Value::Object(tags).to_string())
-        .bind(e.at_ms)
-        .bind(&e.error_detail)
-        .execute(&mut *tx)
-        .await?;
+    // Raw events, many rows per statement (12 parameters a row keeps well under the limits).
+    for chunk in batch.chunks(80) {
+        let mut sql = String::from(
+            "INSERT INTO usage_events (id, tenant_id, key_id, endpoint, module, status, status_class, error_code, \
+             latency_us, tags, created_at, error_detail) VALUES ",
+        );
+        let mut args = sqlx::any::AnyArguments::default();
+        for (i, e) in chunk.iter().enumerate() {
+            let base = i * 12;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            for p in 1..=12 {
+                if p > 1 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", base + p));
+            }
+            sql.push(')');
+            let tags: serde_json::Map<String, Value> =
+                e.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect();
+            // Adding owned values to AnyArguments cannot fail.
+            let _ = args.add(new_id("use"));
+            let _ = args.add(e.tenant_id.clone());
+            let _ = args.add(e.key_id.clone());
+            let _ = args.add(e.endpoint.clone());
+            let _ = args.add(e.module.clone());
+            let _ = args.add(i64::from(e.status));
+            let _ = args.add(e.status_class.clone());
+            let _ = args.add(e.error_code.clone());
+            let _ = args.add(i64::try_from(e.latency_us).unwrap_or(i64::MAX));
+            let _ = args.add(Value::Object(tags).to_string());
+            let _ = args.add(e.at_ms);
+            let _ = args.add(e.error_detail.clone());
+        }
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(&mut *tx).await?;
     }
     tx.commit().await
 }
