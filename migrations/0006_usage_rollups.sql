@@ -1,5 +1,5 @@
 -- Usage rollups, maintained as events are written: per minute and per day, by tenant, key,
--- endpoint, status and error code; latency histograms per day and endpoint (log buckets of 2%,
+-- endpoint, status and error code; latency histograms per tenant and day (log buckets of 2%,
 -- so percentiles over any period are within 1% without reading raw events).
 ALTER TABLE usage_events ADD COLUMN error_detail TEXT;
 
@@ -30,8 +30,7 @@ CREATE TABLE usage_daily (
 CREATE TABLE usage_latency_daily (
     tenant_id TEXT NOT NULL,
     day       BIGINT NOT NULL,
-    endpoint  TEXT NOT NULL,
     bucket    BIGINT NOT NULL,
     count     BIGINT NOT NULL,
-    PRIMARY KEY (tenant_id, day, endpoint, bucket)
+    PRIMARY KEY (tenant_id, day, bucket)
 );

@@ -49,8 +49,8 @@ async fn run() -> anyhow::Result<()> {
             for e in 0..ENDPOINTS {
                 for k in 0..KEYS {
                     for (s, (status, code)) in STATUSES.iter().enumerate() {
-                        // 10M per tenant over 30 days: 333,334 a day spread over 1000 rows, mostly 200s.
-                        let requests: i64 = if s == 0 { 317 } else { 4 };
+                        // 10M per tenant over 30 days: 333,400 a day over 1,000 rows, mostly 200s.
+                        let requests: i64 = if s == 0 { 1587 } else { 20 };
                         total += requests;
                         sqlx::query(
                             "INSERT INTO usage_daily (tenant_id, day, key_id, endpoint, status, error_code, requests, latency_sum_us) \
@@ -68,16 +68,17 @@ async fn run() -> anyhow::Result<()> {
                         .await?;
                     }
                 }
-                for bucket in 300..500i64 {
-                    sqlx::query("INSERT INTO usage_latency_daily (tenant_id, day, endpoint, bucket, count) VALUES ($1, $2, $3, $4, $5)")
-                        .bind(tenant)
-                        .bind(day)
-                        .bind(format!("GET /endpoint{e}/{{id}}"))
-                        .bind(bucket)
-                        .bind(83i64)
-                        .execute(&mut *tx)
-                        .await?;
-                }
+            }
+            for bucket in 300..700i64 {
+                sqlx::query(
+                    "INSERT INTO usage_latency_daily (tenant_id, day, bucket, count) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(tenant)
+                .bind(day)
+                .bind(bucket)
+                .bind(833i64)
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
         }

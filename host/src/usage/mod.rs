@@ -1,7 +1,7 @@
 //! The usage pipeline: events go into a bounded in-memory buffer and are written in batches;
 //! a full buffer drops the event and counts the loss (never silent, never blocking a request).
 //! Flushed on graceful shutdown. Each batch also updates the per-minute and per-day rollups and
-//! the daily latency histograms the dashboard reads (`query.rs`).
+//! each tenant's daily latency histogram the dashboard reads (`query.rs`).
 
 pub mod chart;
 pub mod histogram;
@@ -191,7 +191,7 @@ type RollupKey = (String, i64, String, String, i64, String);
 async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
     let mut minutes: HashMap<RollupKey, (i64, i64)> = HashMap::new();
     let mut days: HashMap<RollupKey, (i64, i64)> = HashMap::new();
-    let mut latency: HashMap<(String, i64, String, i64), i64> = HashMap::new();
+    let mut latency: HashMap<(String, i64, i64), i64> = HashMap::new();
     for e in batch {
         let Some(tenant) = &e.tenant_id else { continue };
         let latency_us = i64::try_from(e.latency_us).unwrap_or(i64::MAX);
@@ -211,12 +211,7 @@ async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
             slot.1 = slot.1.saturating_add(latency_us);
         }
         *latency
-            .entry((
-                tenant.clone(),
-                e.at_ms.div_euclid(DAY_MS),
-                e.endpoint.clone(),
-                histogram::bucket(e.latency_us),
-            ))
+            .entry((tenant.clone(), e.at_ms.div_euclid(DAY_MS), histogram::bucket(e.latency_us)))
             .or_default() += 1;
     }
     let mut tx = db.write_tx().await?;
@@ -240,14 +235,13 @@ async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
                 .await?;
         }
     }
-    for ((tenant, day, endpoint, bucket), count) in &latency {
+    for ((tenant, day, bucket), count) in &latency {
         sqlx::query(
-            "INSERT INTO usage_latency_daily (tenant_id, day, endpoint, bucket, count) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant_id, day, endpoint, bucket) DO UPDATE SET count = usage_latency_daily.count + excluded.count",
+            "INSERT INTO usage_latency_daily (tenant_id, day, bucket, count) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, day, bucket) DO UPDATE SET count = usage_latency_daily.count + excluded.count",
         )
         .bind(tenant)
         .bind(day)
-        .bind(endpoint)
         .bind(bucket)
         .bind(count)
         .execute(&mut *tx)
