@@ -67,6 +67,11 @@ impl App {
         let listener = TcpListener::bind(settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
+        if !settings.redis.url.is_empty() {
+            tracing::warn!(
+                "redis.url is set, but this build keeps rate-limit counters in process; limits are per host"
+            );
+        }
         let settings = Arc::new(settings);
         let ctx = Arc::new(HostCtx {
             keys: keys.clone(),

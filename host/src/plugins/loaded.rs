@@ -88,8 +88,15 @@ pub struct Budget {
     pub queue_timeout: Duration,
 }
 
+/// Metric handles registered once per plugin, so a call records without a registry lookup.
+struct CallMetrics {
+    seconds: metrics::Histogram,
+    ok: metrics::Counter,
+}
+
 pub struct Loaded<B> {
     pub meta: Meta,
+    metrics: CallMetrics,
     pre: InstancePre<StoreData>,
     idle: Mutex<Vec<(Store<StoreData>, B)>>,
     permits: tokio::sync::Semaphore,
@@ -130,8 +137,13 @@ pub fn load<B: Bindings>(
         hash: sha256_hex(bytes),
         loaded_at: ctx.clock.now_ms(),
     };
+    let stage = B::STAGE.as_str();
     Ok(Loaded {
         meta,
+        metrics: CallMetrics {
+            seconds: metrics::histogram!("angage_plugin_call_seconds", "stage" => stage),
+            ok: metrics::counter!("angage_plugin_calls_total", "stage" => stage, "outcome" => "ok"),
+        },
         pre,
         idle: Mutex::new(vec![(store, bindings)]),
         permits: tokio::sync::Semaphore::new(budget.max_instances),
@@ -232,13 +244,11 @@ impl<B: Bindings> Loaded<B> {
         let start = Instant::now();
         let result = f(&bindings, &mut store);
         let stage = B::STAGE.as_str();
-        metrics::histogram!("angage_plugin_call_seconds", "stage" => stage)
-            .record(start.elapsed().as_secs_f64());
+        self.metrics.seconds.record(start.elapsed().as_secs_f64());
         match result {
             Ok(value) => {
                 self.idle.lock().unwrap_or_else(|p| p.into_inner()).push((store, bindings));
-                metrics::counter!("angage_plugin_calls_total", "stage" => stage, "outcome" => "ok")
-                    .increment(1);
+                self.metrics.ok.increment(1);
                 Ok(value)
             }
             Err(e) => {
