@@ -194,7 +194,7 @@ fn request_map(r: &RuleRequest) -> Map {
     // `module` is a reserved word in rhai: rules see the module as `resource`.
     m.insert("resource".into(), r.module.clone().into());
     m.insert("operation".into(), r.operation.clone().into());
-    m.insert("time".into(), time_map(r.time_ms, &r.timezone).into());
+    m.insert("time".into(), cached_time_map(r.time_ms, &r.timezone).into());
     m
 }
 
@@ -224,6 +224,26 @@ fn zone_by_name(zone: &str) -> jiff::tz::TimeZone {
             zones.insert(zone.to_owned(), tz.clone());
         }
         tz
+    })
+}
+
+/// `time_map` changes once a second at most: keep the last one per thread and zone.
+fn cached_time_map(ms: i64, zone: &str) -> Map {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, String, Map)>> = const { std::cell::RefCell::new(None) };
+    }
+    let second = ms.div_euclid(1000);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((s, z, m)) = last.as_ref()
+            && *s == second
+            && z == zone
+        {
+            return m.clone();
+        }
+        let m = time_map(ms, zone);
+        *last = Some((second, zone.to_owned(), m.clone()));
+        m
     })
 }
 
