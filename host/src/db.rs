@@ -40,6 +40,9 @@ pub struct Db {
     pub backend: Backend,
     /// The SQLite file, when embedded; readiness checks it is still there.
     pub sqlite_file: Option<PathBuf>,
+    /// The file's identity when the pool was opened: a file deleted and created anew (by a new
+    /// connection) is not the database this server was serving.
+    sqlite_identity: Option<(u64, u64)>,
     writer: Arc<tokio::sync::Semaphore>,
 }
 
@@ -65,7 +68,14 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(DbError::Connect)?;
-        Ok(Self { pool, backend, sqlite_file, writer: Arc::new(tokio::sync::Semaphore::new(1)) })
+        let sqlite_identity = sqlite_file.as_deref().and_then(file_identity);
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_file,
+            sqlite_identity,
+            writer: Arc::new(tokio::sync::Semaphore::new(1)),
+        })
     }
 
     /// Applies pending migrations.
@@ -77,7 +87,7 @@ impl Db {
     /// True when the database answers a query (and, embedded, its file still exists).
     pub async fn ready(&self) -> bool {
         if let Some(file) = &self.sqlite_file
-            && !file.exists()
+            && (!file.exists() || file_identity(file) != self.sqlite_identity)
         {
             return false;
         }
@@ -132,6 +142,17 @@ impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.tx
     }
+}
+
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.len(), 0))
 }
 
 /// WAL lets readers proceed while one writer commits; the busy timeout queues writers instead of
