@@ -256,6 +256,20 @@ async fn an_admin_runs_the_api_settings_page_in_a_real_browser() {
     shots.take(&c, "rate-limits").await;
     let admin = app.demo_admin().await;
     assert_eq!(admin.get("/admin/v1/settings").await.body["rate_limits"]["per_minute"], 150);
+    // Per-key limits: the quick-start key gets its own minute and day limits.
+    let quick = admin.get("/admin/v1/keys?environment=test").await.body["data"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    click(&c, &format!("button[data-edit-limits='{quick}']")).await;
+    c.send_alert_text("40, , 900").await.expect("type limits");
+    c.accept_alert().await.expect("ok");
+    wait_text(&c, "main", "40").await;
+    let limits = admin.get(&format!("/admin/v1/keys/{quick}")).await.body["rate_limits"].clone();
+    assert_eq!(
+        (limits["per_minute"].as_i64(), limits["per_hour"].as_i64(), limits["per_day"].as_i64()),
+        (Some(40), None, Some(900))
+    );
 
     // A rule with a syntax error shows its line; a valid one is saved.
     open(&c, &app, "rules", "#rule-editor").await;

@@ -372,11 +372,18 @@ async function viewLimits() {
       h("td", {}, show(k.rate_limits.per_hour, l.per_hour)),
       h("td", {}, show(k.rate_limits.per_day, l.per_day)),
       h("td", {}, h("button", {
+        "data-edit-limits": k.id,
         onclick: async () => {
-          const value = prompt(`Requests per minute for "${k.name}" (empty for the default)`, k.rate_limits.per_minute ?? "");
+          const now = [k.rate_limits.per_minute, k.rate_limits.per_hour, k.rate_limits.per_day].map((v) => v ?? "").join(", ");
+          const value = prompt(`Limits for "${k.name}": per minute, per hour, per day (leave a place empty for the default)`, now);
           if (value === null) return;
-          await api("PUT", `/admin/v1/keys/${k.id}`, { rate_limits: { ...k.rate_limits, per_minute: value === "" ? null : Number(value) } });
-          guarded(viewLimits);
+          const [m, hr, d] = value.split(",").map((x) => x.trim()).map((x) => (x === "" ? null : Number(x)));
+          try {
+            await api("PUT", `/admin/v1/keys/${k.id}`, { rate_limits: { ...k.rate_limits, per_minute: m ?? null, per_hour: hr ?? null, per_day: d ?? null } });
+            guarded(viewLimits);
+          } catch (e) {
+            alert(fieldErrors(e));
+          }
         },
       }, "Edit")),
     ));
