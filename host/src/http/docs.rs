@@ -10,7 +10,12 @@ const SWAGGER_JS: &[u8] = include_bytes!("../../assets/vendor/swagger-ui/swagger
 const SWAGGER_CSS: &[u8] = include_bytes!("../../assets/vendor/swagger-ui/swagger-ui.css");
 
 pub async fn openapi_json() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], openapi::document().to_string()).into_response()
+    json_document(openapi::document_text())
+}
+
+/// A static JSON document (the OpenAPI files).
+pub fn json_document(text: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
 pub async fn page() -> Html<&'static str> {

@@ -3,7 +3,7 @@
 
 pub mod admin;
 mod console;
-mod docs;
+pub(crate) mod docs;
 mod health;
 mod observe;
 pub mod pipeline;

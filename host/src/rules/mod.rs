@@ -96,6 +96,9 @@ pub struct RuleSet {
     db: Db,
     compiled: RwLock<HashMap<String, Arc<Compiled>>>,
     problems: RwLock<HashMap<String, RuleProblem>>,
+    /// One change at a time: an API save (store, then file) and a file sync (read, compare,
+    /// store) never interleave, so a file read mid-save is never taken for an edit.
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl RuleSet {
@@ -107,6 +110,7 @@ impl RuleSet {
             db,
             compiled: RwLock::new(HashMap::new()),
             problems: RwLock::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
         });
         for v in store::latest_all(&set.db).await? {
             match engine::compile(&set.engine, &v.body) {
@@ -198,6 +202,18 @@ impl RuleSet {
         note: Option<&str>,
         now: i64,
     ) -> Result<RuleVersion, RuleError> {
+        let _change = self.changes.lock().await;
+        self.save_locked(scope, text, actor, note, now).await
+    }
+
+    async fn save_locked(
+        &self,
+        scope: &RuleScope,
+        text: &str,
+        actor: &str,
+        note: Option<&str>,
+        now: i64,
+    ) -> Result<RuleVersion, RuleError> {
         let ast = engine::compile(&self.engine, text).map_err(|e| RuleError::Rejected(vec![e]))?;
         self.dry_run_ast(&ast, &sample_request(), &sample_key(), sample_limits())
             .map_err(|e| RuleError::Rejected(vec![e]))?;
@@ -248,13 +264,14 @@ impl RuleSet {
     /// Reads a scope's file: a changed, valid script becomes a new version; an invalid one is
     /// recorded and the serving version stays.
     pub async fn load_file(&self, scope: &RuleScope, now: i64) {
+        let _change = self.changes.lock().await;
         let path = self.dir.join(scope.file());
         let Ok(text) = tokio::fs::read_to_string(&path).await else { return };
         let current = self.current(scope).await.ok().flatten();
         if current.as_ref().is_some_and(|c| c.body == text) {
             return;
         }
-        match self.save(scope, &text, "file", None, now).await {
+        match self.save_locked(scope, &text, "file", None, now).await {
             Ok(v) => tracing::info!(rule = %scope.label(), version = v.version, "rule file accepted"),
             Err(RuleError::Rejected(errors)) => {
                 tracing::warn!(file = %path.display(), errors = ?errors, "rule file rejected; the previous version keeps serving");

@@ -159,15 +159,7 @@ pub struct EndpointUsage {
 }
 
 pub async fn endpoints(db: &Db, tenant: &TenantId, period: Period) -> Result<Vec<EndpointUsage>> {
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT endpoint, CAST(SUM(requests) AS BIGINT), CAST(SUM(latency_sum_us) AS BIGINT) FROM usage_daily \
-         WHERE tenant_id = $1 AND day >= $2 AND day <= $3 GROUP BY endpoint ORDER BY 2 DESC, endpoint",
-    )
-    .bind(&tenant.0)
-    .bind(period.from_day)
-    .bind(period.to_day)
-    .fetch_all(&db.pool)
-    .await?;
+    let rows = endpoint_rows(db, tenant, period).await?;
     let total: i64 = rows.iter().map(|r| r.1).sum();
     Ok(rows
         .into_iter()
@@ -178,6 +170,19 @@ pub async fn endpoints(db: &Db, tenant: &TenantId, period: Period) -> Result<Vec
             average_ms: ms(sum, requests),
         })
         .collect())
+}
+
+/// (endpoint, requests, latency sum in µs), busiest first.
+async fn endpoint_rows(db: &Db, tenant: &TenantId, period: Period) -> Result<Vec<(String, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT endpoint, CAST(SUM(requests) AS BIGINT), CAST(SUM(latency_sum_us) AS BIGINT) FROM usage_daily \
+         WHERE tenant_id = $1 AND day >= $2 AND day <= $3 GROUP BY endpoint ORDER BY 2 DESC, endpoint",
+    )
+    .bind(&tenant.0)
+    .bind(period.from_day)
+    .bind(period.to_day)
+    .fetch_all(&db.pool)
+    .await?)
 }
 
 fn ms(sum_us: i64, n: i64) -> f64 {
@@ -249,16 +254,25 @@ pub async fn latency(db: &Db, tenant: &TenantId, period: Period) -> Result<Laten
     .bind(period.to_day)
     .fetch_all(&db.pool)
     .await?;
-    let endpoints = endpoints(db, tenant, period).await?;
-    let requests: i64 = endpoints.iter().map(|e| e.requests).sum();
-    let sum: f64 = endpoints.iter().map(|e| e.average_ms * e.requests as f64).sum();
+    let rows = endpoint_rows(db, tenant, period).await?;
+    // The average comes from the exact sums, not from per-endpoint averages already rounded.
+    let requests: i64 = rows.iter().map(|r| r.1).sum();
+    let sum: i64 = rows.iter().map(|r| r.2).sum();
     let round = |v: f64| (v / 10.0).round() / 100.0;
+    let slowest = rows
+        .into_iter()
+        .max_by(|a, b| (a.2 as f64 / a.1.max(1) as f64).total_cmp(&(b.2 as f64 / b.1.max(1) as f64)));
     Ok(Latency {
         requests,
-        average_ms: if requests == 0 { 0.0 } else { (sum / requests as f64 * 100.0).round() / 100.0 },
+        average_ms: ms(sum, requests),
         p95_ms: histogram::percentile(&buckets, 95.0).map(round),
         p99_ms: histogram::percentile(&buckets, 99.0).map(round),
-        slowest_endpoint: endpoints.into_iter().max_by(|a, b| a.average_ms.total_cmp(&b.average_ms)),
+        slowest_endpoint: slowest.map(|(endpoint, n, sum)| EndpointUsage {
+            endpoint,
+            requests: n,
+            share_pct: pct(n, requests),
+            average_ms: ms(sum, n),
+        }),
     })
 }
 

@@ -104,8 +104,9 @@ pub async fn revoke(
     Ok(Json(view))
 }
 
-/// Body of a rotation.
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+/// Body of a rotation (its OpenAPI schema; parsing goes through `Input`).
+#[derive(Debug, utoipa::ToSchema)]
+#[expect(dead_code, reason = "the OpenAPI schema of the body")]
 #[schema(example = json!({"grace": "24h"}))]
 pub struct RotateRequest {
     /// How long the old secret keeps working: `now`, `1h`, `24h` or `7d` (default `24h`).
@@ -137,8 +138,7 @@ pub async fn rotate(
     if !e.is_empty() {
         return Err(invalid(e.0));
     }
-    let request = RotateRequest { grace };
-    let grace = request.grace.unwrap_or(Grace::OneDay);
+    let grace = grace.unwrap_or(Grace::OneDay);
     let issued = store::rotate(
         &state.db,
         state.keys.pepper(),

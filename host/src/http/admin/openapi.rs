@@ -2,8 +2,7 @@
 
 use std::sync::OnceLock;
 
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -58,5 +57,6 @@ pub fn document() -> &'static Value {
 }
 
 pub async fn serve() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], document().to_string()).into_response()
+    static TEXT: OnceLock<String> = OnceLock::new();
+    crate::http::docs::json_document(TEXT.get_or_init(|| document().to_string()))
 }

@@ -71,6 +71,12 @@ impl Modify for Security {
     }
 }
 
+/// The served document, serialized once.
+pub fn document_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| document().to_string())
+}
+
 /// The served document (built once).
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
