@@ -114,6 +114,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let (f, _dir) = fixture(&rt);
     c.bench_function("pipeline/four_stages", |b| b.iter(|| rt.block_on(pipeline(&f))));
+    stages(c, &rt, &f);
 
     let mut samples: Vec<u128> = (0..100_000)
         .map(|_| {
@@ -131,6 +132,52 @@ fn bench(c: &mut Criterion) {
         at(0.99),
         at(1.0)
     );
+}
+
+/// Each stage on its own, to see where a request's time goes.
+fn stages(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Fixture) {
+    let p = &f.plugins;
+    let principal = rt
+        .block_on(p.authn.load().call(|b, s| b.angage_policy_authenticate().call_authenticate(s, &f.request)))
+        .expect("call")
+        .expect("authenticated");
+    c.bench_function("pipeline/authenticate", |b| {
+        b.iter(|| {
+            rt.block_on(
+                p.authn.load().call(|b, s| b.angage_policy_authenticate().call_authenticate(s, &f.request)),
+            )
+        })
+    });
+    c.bench_function("pipeline/authorize", |b| {
+        b.iter(|| {
+            rt.block_on(
+                p.authz
+                    .load()
+                    .call(|b, s| b.angage_policy_authorize().call_authorize(s, &principal, &f.request)),
+            )
+        })
+    });
+    let rate = types::RateRequest {
+        principal: principal.clone(),
+        request: f.request.clone(),
+        cost: 1,
+        limits: principal.limits,
+    };
+    c.bench_function("pipeline/rate_limit", |b| {
+        b.iter(|| rt.block_on(p.rate.load().call(|b, s| b.angage_policy_rate_limit().call_check(s, &rate))))
+    });
+    let exchange = types::Exchange {
+        request: f.request.clone(),
+        principal: Some(principal.clone()),
+        status: 200,
+        error_code: None,
+        latency_us: 350,
+    };
+    c.bench_function("pipeline/enrich_usage", |b| {
+        b.iter(|| {
+            rt.block_on(p.usage.load().call(|b, s| b.angage_policy_enrich_usage().call_enrich(s, &exchange)))
+        })
+    });
 }
 
 criterion_group!(benches, bench);

@@ -1,5 +1,5 @@
 //! Rule evaluation per request for the shipped examples (and the default), as the pipeline
-//! runs it: build the request/key/limits maps, call `rule`, read the limits back.
+//! runs it: make the request/key/limits values, call `rule`, read the limits back.
 //!
 //! ```sh
 //! cargo bench --bench rules
@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use angage_host::rules::engine::{compile, run, sandbox};
-use angage_host::rules::{RuleKey, RuleLimits, RuleRequest};
+use angage_host::rules::{Inputs, RuleKey, RuleLimits, RuleRequest};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn bench(c: &mut Criterion) {
@@ -52,7 +52,10 @@ fn bench(c: &mut Criterion) {
         let text = std::fs::read_to_string(&path).expect("script");
         let ast = compile(&engine, &text).expect("compiles");
         c.bench_function(&format!("rules/{name}"), |b| {
-            b.iter(|| black_box(run(&engine, &ast, &request, &key, limits).expect("runs")))
+            b.iter(|| {
+                let inputs = Inputs::new(request.clone(), key.clone());
+                black_box(run(&engine, &ast, &inputs, limits).expect("runs"))
+            })
         });
     }
 }

@@ -45,7 +45,8 @@ pub struct Inner {
     pub usage: UsageSink,
     pub tenant_settings: SettingsCache,
     pub rules: Arc<RuleSet>,
-    /// Bench-only: skip the policy stages (tenant from the key, no plugins, no limits).
+    /// Bench-only: skip the policy stages (tenant from the key; no plugins, rules or limits;
+    /// usage still recorded from the host's own event).
     pub bypass_policies: bool,
     /// Test-only: record the latency given in `x-test-latency-us` instead of the measured one.
     pub latency_header: bool,

@@ -1,7 +1,9 @@
 //! The sandboxed rhai engine and what a rule sees: `fn rule(request, key, limits)` returns the
 //! limits (and `cost`) to apply to this request.
 
-use rhai::{AST, Dynamic, Engine, Map, Position, Scope};
+use std::sync::Arc;
+
+use rhai::{AST, Dynamic, Engine, ImmutableString, Map, Position, Scope};
 use serde::Serialize;
 
 /// A compile or run failure, with where it happened.
@@ -37,30 +39,81 @@ pub struct RuleLimits {
     pub cost: u64,
 }
 
-/// The request as a rule sees it.
+/// The request as a rule sees it (`request` in a script).
 #[derive(Debug, Clone)]
 pub struct RuleRequest {
-    pub method: String,
-    pub route: String,
-    pub path: String,
-    pub module: String,
-    pub operation: String,
+    pub method: ImmutableString,
+    pub route: ImmutableString,
+    pub path: ImmutableString,
+    pub module: ImmutableString,
+    pub operation: ImmutableString,
     pub time_ms: i64,
     /// IANA zone the `time` fields are in.
-    pub timezone: String,
+    pub timezone: ImmutableString,
 }
 
-/// The key as a rule sees it.
+/// The key as a rule sees it (`key` in a script).
 #[derive(Debug, Clone)]
 pub struct RuleKey {
-    pub id: String,
-    pub name: String,
-    pub environment: String,
+    pub id: ImmutableString,
+    pub name: ImmutableString,
+    pub environment: ImmutableString,
     pub grants: Vec<(String, String)>,
+}
+
+/// Calendar facts in the tenant's zone (`request.time` in a script).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calendar {
+    pub year: i64,
+    pub month: i64,
+    pub day: i64,
+    pub hour: i64,
+    pub minute: i64,
+    /// 1 = Monday ... 7 = Sunday.
+    pub weekday: i64,
+    pub days_in_month: i64,
+    /// Unix seconds.
+    pub timestamp: i64,
+    pub zone: ImmutableString,
+}
+
+impl Calendar {
+    fn is_business_hours(&self) -> bool {
+        (1..=5).contains(&self.weekday) && (9..17).contains(&self.hour)
+    }
+}
+
+/// What a script receives as `request` and `key`: shared, so the default rule and the tenant's
+/// rule read one copy, and fields are handed out without copying strings.
+#[derive(Clone)]
+struct ScriptRequest(Arc<RuleRequest>);
+#[derive(Clone)]
+struct ScriptKey(Arc<RuleKey>);
+
+/// `limits` in a script: each field is whatever the script stored, checked when it returns.
+#[derive(Clone)]
+struct ScriptLimits {
+    windows: [Dynamic; 5],
+    cost: Dynamic,
+}
+
+const WINDOWS: [&str; 5] = ["per_second", "per_minute", "per_hour", "per_day", "burst"];
+
+impl ScriptLimits {
+    fn new(l: &RuleLimits) -> Self {
+        let opt =
+            |v: Option<u64>| v.map_or(Dynamic::UNIT, |n| Dynamic::from(i64::try_from(n).unwrap_or(i64::MAX)));
+        Self {
+            windows: [opt(l.per_second), opt(l.per_minute), opt(l.per_hour), opt(l.per_day), opt(l.burst)],
+            cost: Dynamic::from(i64::try_from(l.cost).unwrap_or(1)),
+        }
+    }
 }
 
 /// A sandboxed engine: no file, network or process access (rhai has none without packages that
 /// add them), no `eval`, and limits on operations, call depth, expression depth and sizes.
+/// `request`, `key`, `limits` and `request.time` are registered types with fields, so a call
+/// builds no maps.
 pub fn sandbox() -> Engine {
     let mut engine = Engine::new();
     engine.set_max_operations(50_000);
@@ -74,16 +127,78 @@ pub fn sandbox() -> Engine {
     engine.disable_symbol("eval");
     engine.on_print(|_| {});
     engine.on_debug(|_, _, _| {});
+    register_request(&mut engine);
+    register_limits(&mut engine);
+    engine.register_fn("is_business_hours", |t: &mut Calendar| t.is_business_hours());
+    engine.register_fn("is_weekend", |t: &mut Calendar| t.weekday >= 6);
+    engine.register_fn("days_left_in_month", |t: &mut Calendar| t.days_in_month - t.day);
+    // The same helpers over a map with the calendar's fields, for rules that build their own.
     engine.register_fn("is_business_hours", |t: Map| {
-        let wd = int(&t, "weekday");
-        let h = int(&t, "hour");
-        (1..=5).contains(&wd) && (9..17).contains(&h)
+        (1..=5).contains(&int(&t, "weekday")) && (9..17).contains(&int(&t, "hour"))
     });
     engine.register_fn("is_weekend", |t: Map| int(&t, "weekday") >= 6);
     engine.register_fn("days_left_in_month", |t: Map| int(&t, "days_in_month") - int(&t, "day"));
     engine.register_fn("min", |a: i64, b: i64| a.min(b));
     engine.register_fn("max", |a: i64, b: i64| a.max(b));
     engine
+}
+
+fn register_request(engine: &mut Engine) {
+    engine
+        .register_type_with_name::<ScriptRequest>("Request")
+        .register_get("method", |r: &mut ScriptRequest| r.0.method.clone())
+        .register_get("route", |r: &mut ScriptRequest| r.0.route.clone())
+        .register_get("path", |r: &mut ScriptRequest| r.0.path.clone())
+        // `module` is a reserved word in rhai: rules see the module as `resource`.
+        .register_get("resource", |r: &mut ScriptRequest| r.0.module.clone())
+        .register_get("operation", |r: &mut ScriptRequest| r.0.operation.clone())
+        .register_get("time", |r: &mut ScriptRequest| cached_calendar(r.0.time_ms, &r.0.timezone));
+    engine
+        .register_type_with_name::<ScriptKey>("Key")
+        .register_get("id", |k: &mut ScriptKey| k.0.id.clone())
+        .register_get("name", |k: &mut ScriptKey| k.0.name.clone())
+        .register_get("environment", |k: &mut ScriptKey| k.0.environment.clone())
+        .register_get("grants", |k: &mut ScriptKey| -> Map {
+            k.0.grants
+                .iter()
+                .map(|(module, access)| (module.as_str().into(), access.clone().into()))
+                .collect()
+        });
+    engine
+        .register_type_with_name::<Calendar>("Time")
+        .register_get("year", |t: &mut Calendar| t.year)
+        .register_get("month", |t: &mut Calendar| t.month)
+        .register_get("day", |t: &mut Calendar| t.day)
+        .register_get("hour", |t: &mut Calendar| t.hour)
+        .register_get("minute", |t: &mut Calendar| t.minute)
+        .register_get("weekday", |t: &mut Calendar| t.weekday)
+        .register_get("days_in_month", |t: &mut Calendar| t.days_in_month)
+        .register_get("timestamp", |t: &mut Calendar| t.timestamp)
+        .register_get("zone", |t: &mut Calendar| t.zone.clone());
+}
+
+fn register_limits(engine: &mut Engine) {
+    engine.register_type_with_name::<ScriptLimits>("Limits");
+    // Setters for an integer and for `()` resolve at once; the `Dynamic` one takes anything
+    // else, for `run` to refuse with a message naming the field.
+    macro_rules! window {
+        ($name:literal, $i:literal) => {
+            engine
+                .register_get($name, |l: &mut ScriptLimits| l.windows[$i].clone())
+                .register_set($name, |l: &mut ScriptLimits, v: i64| l.windows[$i] = Dynamic::from(v))
+                .register_set($name, |l: &mut ScriptLimits, _: ()| l.windows[$i] = Dynamic::UNIT)
+                .register_set($name, |l: &mut ScriptLimits, v: Dynamic| l.windows[$i] = v);
+        };
+    }
+    window!("per_second", 0);
+    window!("per_minute", 1);
+    window!("per_hour", 2);
+    window!("per_day", 3);
+    window!("burst", 4);
+    engine
+        .register_get("cost", |l: &mut ScriptLimits| l.cost.clone())
+        .register_set("cost", |l: &mut ScriptLimits, v: i64| l.cost = Dynamic::from(v))
+        .register_set("cost", |l: &mut ScriptLimits, v: Dynamic| l.cost = v);
 }
 
 fn int(map: &Map, key: &str) -> i64 {
@@ -103,12 +218,27 @@ pub fn compile(engine: &Engine, text: &str) -> Result<AST, ScriptError> {
     Ok(ast)
 }
 
+/// One request's `request` and `key`, made once and given to every rule that runs.
+#[derive(Clone)]
+pub struct Inputs {
+    request: Dynamic,
+    key: Dynamic,
+}
+
+impl Inputs {
+    pub fn new(request: RuleRequest, key: RuleKey) -> Self {
+        Self {
+            request: Dynamic::from(ScriptRequest(Arc::new(request))),
+            key: Dynamic::from(ScriptKey(Arc::new(key))),
+        }
+    }
+}
+
 /// Runs a rule; any failure (a limit exceeded, a runtime error, a bad return value) is an error.
 pub fn run(
     engine: &Engine,
     ast: &AST,
-    request: &RuleRequest,
-    key: &RuleKey,
+    inputs: &Inputs,
     limits: RuleLimits,
 ) -> Result<RuleLimits, ScriptError> {
     let mut scope = Scope::new();
@@ -120,38 +250,34 @@ pub fn run(
             &mut scope,
             ast,
             "rule",
-            (request_map(request), key_map(key), limits_map(&limits)),
+            (inputs.request.clone(), inputs.key.clone(), Dynamic::from(ScriptLimits::new(&limits))),
         )
         .map_err(|e| error_at(e.to_string(), e.position()))?;
+    if out.is::<ScriptLimits>() {
+        let l = out.cast::<ScriptLimits>();
+        return read_limits(|field| match field {
+            "cost" => Some(l.cost.clone()),
+            _ => WINDOWS.iter().position(|w| *w == field).map(|i| l.windows[i].clone()),
+        });
+    }
+    // A rule may also return a map of its own with the same fields.
     let map = out.try_cast::<Map>().ok_or_else(|| ScriptError {
-        message: "`rule` must return the limits map".into(),
+        message: "`rule` must return the limits".into(),
         line: None,
         column: None,
     })?;
-    read_limits(&map)
+    read_limits(|field| map.get(field).cloned())
 }
 
-fn limits_map(l: &RuleLimits) -> Map {
-    let mut m = Map::new();
-    let opt =
-        |v: Option<u64>| v.map_or(Dynamic::UNIT, |n| Dynamic::from(i64::try_from(n).unwrap_or(i64::MAX)));
-    m.insert("per_second".into(), opt(l.per_second));
-    m.insert("per_minute".into(), opt(l.per_minute));
-    m.insert("per_hour".into(), opt(l.per_hour));
-    m.insert("per_day".into(), opt(l.per_day));
-    m.insert("burst".into(), opt(l.burst));
-    m.insert("cost".into(), Dynamic::from(i64::try_from(l.cost).unwrap_or(1)));
-    m
-}
-
-fn read_limits(m: &Map) -> Result<RuleLimits, ScriptError> {
-    let bad = |field: &str| ScriptError {
-        message: format!("`limits.{field}` must be a positive integer or ()"),
+/// Checks what a rule returned: windows are positive integers or `()`, cost is 0 to 1000.
+fn read_limits(field: impl Fn(&str) -> Option<Dynamic>) -> Result<RuleLimits, ScriptError> {
+    let bad = |name: &str| ScriptError {
+        message: format!("`limits.{name}` must be a positive integer or ()"),
         line: None,
         column: None,
     };
-    let window = |field: &str| -> Result<Option<u64>, ScriptError> {
-        match m.get(field) {
+    let window = |name: &str| -> Result<Option<u64>, ScriptError> {
+        match field(name) {
             None => Ok(None),
             Some(v) if v.is_unit() => Ok(None),
             Some(v) => v
@@ -160,10 +286,10 @@ fn read_limits(m: &Map) -> Result<RuleLimits, ScriptError> {
                 .filter(|n| *n >= 1)
                 .and_then(|n| u64::try_from(n).ok())
                 .map(Some)
-                .ok_or_else(|| bad(field)),
+                .ok_or_else(|| bad(name)),
         }
     };
-    let cost = match m.get("cost") {
+    let cost = match field("cost") {
         None => 1,
         Some(v) => v
             .as_int()
@@ -177,36 +303,13 @@ fn read_limits(m: &Map) -> Result<RuleLimits, ScriptError> {
             })?,
     };
     Ok(RuleLimits {
-        per_second: window("per_second")?,
-        per_minute: window("per_minute")?,
-        per_hour: window("per_hour")?,
-        per_day: window("per_day")?,
-        burst: window("burst")?,
+        per_second: window(WINDOWS[0])?,
+        per_minute: window(WINDOWS[1])?,
+        per_hour: window(WINDOWS[2])?,
+        per_day: window(WINDOWS[3])?,
+        burst: window(WINDOWS[4])?,
         cost,
     })
-}
-
-fn request_map(r: &RuleRequest) -> Map {
-    let mut m = Map::new();
-    m.insert("method".into(), r.method.clone().into());
-    m.insert("route".into(), r.route.clone().into());
-    m.insert("path".into(), r.path.clone().into());
-    // `module` is a reserved word in rhai: rules see the module as `resource`.
-    m.insert("resource".into(), r.module.clone().into());
-    m.insert("operation".into(), r.operation.clone().into());
-    m.insert("time".into(), cached_time_map(r.time_ms, &r.timezone).into());
-    m
-}
-
-fn key_map(k: &RuleKey) -> Map {
-    let mut m = Map::new();
-    m.insert("id".into(), k.id.clone().into());
-    m.insert("name".into(), k.name.clone().into());
-    m.insert("environment".into(), k.environment.clone().into());
-    let grants: Map =
-        k.grants.iter().map(|(module, access)| (module.as_str().into(), access.clone().into())).collect();
-    m.insert("grants".into(), grants.into());
-    m
 }
 
 /// A zone by name, looked up in the bundled database once per name and thread.
@@ -227,42 +330,42 @@ fn zone_by_name(zone: &str) -> jiff::tz::TimeZone {
     })
 }
 
-/// `time_map` changes once a second at most: keep the last one per thread and zone.
-fn cached_time_map(ms: i64, zone: &str) -> Map {
+/// The calendar changes once a second at most: keep the last one per thread and zone.
+fn cached_calendar(ms: i64, zone: &ImmutableString) -> Calendar {
     thread_local! {
-        static LAST: std::cell::RefCell<Option<(i64, String, Map)>> = const { std::cell::RefCell::new(None) };
+        static LAST: std::cell::RefCell<Option<(i64, Calendar)>> = const { std::cell::RefCell::new(None) };
     }
     let second = ms.div_euclid(1000);
     LAST.with(|last| {
         let mut last = last.borrow_mut();
-        if let Some((s, z, m)) = last.as_ref()
+        if let Some((s, c)) = last.as_ref()
             && *s == second
-            && z == zone
+            && c.zone == *zone
         {
-            return m.clone();
+            return c.clone();
         }
-        let m = time_map(ms, zone);
-        *last = Some((second, zone.to_owned(), m.clone()));
-        m
+        let c = calendar(ms, zone);
+        *last = Some((second, c.clone()));
+        c
     })
 }
 
 /// Calendar facts in the tenant's zone (UTC when the zone is unknown).
-pub fn time_map(ms: i64, zone: &str) -> Map {
+pub fn calendar(ms: i64, zone: &str) -> Calendar {
     let tz = zone_by_name(zone);
     let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
     let z = ts.to_zoned(tz);
-    let mut m = Map::new();
-    m.insert("year".into(), Dynamic::from(i64::from(z.year())));
-    m.insert("month".into(), Dynamic::from(i64::from(z.month())));
-    m.insert("day".into(), Dynamic::from(i64::from(z.day())));
-    m.insert("hour".into(), Dynamic::from(i64::from(z.hour())));
-    m.insert("minute".into(), Dynamic::from(i64::from(z.minute())));
-    m.insert("weekday".into(), Dynamic::from(i64::from(z.weekday().to_monday_one_offset())));
-    m.insert("days_in_month".into(), Dynamic::from(i64::from(z.days_in_month())));
-    m.insert("timestamp".into(), Dynamic::from(ms / 1000));
-    m.insert("zone".into(), zone.into());
-    m
+    Calendar {
+        year: i64::from(z.year()),
+        month: i64::from(z.month()),
+        day: i64::from(z.day()),
+        hour: i64::from(z.hour()),
+        minute: i64::from(z.minute()),
+        weekday: i64::from(z.weekday().to_monday_one_offset()),
+        days_in_month: i64::from(z.days_in_month()),
+        timestamp: ms.div_euclid(1000),
+        zone: zone.into(),
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +386,10 @@ mod tests {
 
     fn key(env: &str) -> RuleKey {
         RuleKey { id: "key_1".into(), name: "Analytics".into(), environment: env.into(), grants: vec![] }
+    }
+
+    fn inputs(method: &str, route: &str, env: &str) -> Inputs {
+        Inputs::new(req(method, route), key(env))
     }
 
     fn base() -> RuleLimits {
@@ -308,9 +415,9 @@ mod tests {
         }"#,
         )
         .expect("compiles");
-        let out = run(&e, &ast, &req("POST", "/v1/orders"), &key("test"), base()).expect("runs");
+        let out = run(&e, &ast, &inputs("POST", "/v1/orders", "test"), base()).expect("runs");
         assert_eq!((out.cost, out.per_second, out.per_minute), (2, Some(5), Some(100)));
-        let out = run(&e, &ast, &req("GET", "/v1/orders"), &key("live"), base()).expect("runs");
+        let out = run(&e, &ast, &inputs("GET", "/v1/orders", "live"), base()).expect("runs");
         assert_eq!(out, base());
     }
 
@@ -322,25 +429,50 @@ mod tests {
         assert_eq!((err.line, err.column.is_some()), (Some(2), true));
         assert!(compile(&e, "let x = 1;").expect_err("no rule").message.contains("fn rule"));
         let forever = compile(&e, "fn rule(request, key, limits) { loop { } limits }").expect("compiles");
-        assert!(run(&e, &forever, &req("GET", "/v1/x"), &key("live"), base()).is_err());
+        assert!(run(&e, &forever, &inputs("GET", "/v1/x", "live"), base()).is_err());
         let hog = compile(&e, "fn rule(request, key, limits) { let s = \"x\"; loop { s += s; } limits }")
             .expect("compiles");
-        assert!(run(&e, &hog, &req("GET", "/v1/x"), &key("live"), base()).is_err());
+        assert!(run(&e, &hog, &inputs("GET", "/v1/x", "live"), base()).is_err());
         let bad = compile(&e, "fn rule(request, key, limits) { limits.per_minute = -1; limits }")
             .expect("compiles");
-        assert!(run(&e, &bad, &req("GET", "/v1/x"), &key("live"), base()).is_err());
+        assert!(run(&e, &bad, &inputs("GET", "/v1/x", "live"), base()).is_err());
         assert!(compile(&e, "fn rule(request, key, limits) { eval(\"1\"); limits }").is_err());
+    }
+
+    #[test]
+    fn every_documented_field_reads_and_a_map_may_be_returned() {
+        let e = sandbox();
+        let ast = compile(
+            &e,
+            r#"fn rule(request, key, limits) {
+            let t = request.time;
+            let seen = [request.method, request.route, request.path, request.resource, request.operation,
+                        key.id, key.name, key.environment, key.grants["orders"], t.zone];
+            let n = t.year + t.month + t.day + t.hour + t.minute + t.weekday + t.days_in_month + t.timestamp;
+            if seen.len() == 10 && n > 0 && !is_weekend(t) && days_left_in_month(t) == 12 && is_business_hours(t) {
+                #{ per_minute: limits.per_minute * 2, cost: limits.cost + 1 }
+            } else {
+                limits
+            }
+        }"#,
+        )
+        .expect("compiles");
+        let mut k = key("live");
+        k.grants.push(("orders".into(), "read".into()));
+        let out = run(&e, &ast, &Inputs::new(req("GET", "/v1/orders"), k), base()).expect("runs");
+        assert_eq!(out, RuleLimits { per_minute: Some(200), cost: 2, ..RuleLimits::default() });
+        let stringly = compile(&e, r#"fn rule(request, key, limits) { limits.burst = "many"; limits }"#)
+            .expect("compiles");
+        let err = run(&e, &stringly, &inputs("GET", "/v1/x", "live"), base()).expect_err("not an integer");
+        assert!(err.message.contains("limits.burst"), "{}", err.message);
     }
 
     #[test]
     fn time_is_in_the_tenants_zone() {
         // 2026-11-18T11:06:40Z is 12:06 in Berlin, a Wednesday.
-        let t = time_map(1_795_000_000_000, "Europe/Berlin");
-        assert_eq!(
-            (t["hour"].as_int().ok(), t["weekday"].as_int().ok(), t["days_in_month"].as_int().ok()),
-            (Some(12), Some(3), Some(30))
-        );
-        let utc = time_map(1_795_000_000_000, "Nowhere/Unknown");
-        assert_eq!(utc["hour"].as_int().ok(), Some(11));
+        let t = calendar(1_795_000_000_000, "Europe/Berlin");
+        assert_eq!((t.hour, t.weekday, t.days_in_month), (12, 3, 30));
+        let utc = calendar(1_795_000_000_000, "Nowhere/Unknown");
+        assert_eq!(utc.hour, 11);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 use rhai::{AST, Engine};
 use serde::Serialize;
 
-pub use engine::{RuleKey, RuleLimits, RuleRequest, ScriptError};
+pub use engine::{Inputs, RuleKey, RuleLimits, RuleRequest, ScriptError};
 pub use store::RuleVersion;
 
 use crate::db::Db;
@@ -133,13 +133,7 @@ impl RuleSet {
 
     /// Runs the default rule, then the tenant's, over the key's limits. A rule that fails is
     /// cut off and the request keeps the key's limits (logged and counted, never a 500).
-    pub fn evaluate(
-        &self,
-        tenant_id: &str,
-        request: &RuleRequest,
-        key: &RuleKey,
-        limits: RuleLimits,
-    ) -> Evaluated {
+    pub fn evaluate(&self, tenant_id: &str, inputs: &Inputs, limits: RuleLimits) -> Evaluated {
         let scripts: Vec<Arc<Compiled>> = {
             let compiled = self.compiled.read().unwrap_or_else(|p| p.into_inner());
             ["default", tenant_id].iter().filter_map(|k| compiled.get(*k).cloned()).collect()
@@ -147,7 +141,7 @@ impl RuleSet {
         let mut current = Evaluated { limits, rule: None };
         for script in scripts {
             metrics::counter!("angage_rule_evaluations_total").increment(1);
-            match engine::run(&self.engine, &script.ast, request, key, current.limits) {
+            match engine::run(&self.engine, &script.ast, inputs, current.limits) {
                 Ok(l) => current = Evaluated { limits: l, rule: Some(script.name.clone()) },
                 Err(e) => {
                     metrics::counter!("angage_rule_failures_total").increment(1);
@@ -162,7 +156,7 @@ impl RuleSet {
     /// Compile errors of a draft, with line and column.
     pub fn validate(&self, text: &str) -> Vec<ScriptError> {
         match engine::compile(&self.engine, text) {
-            Ok(ast) => match self.dry_run_ast(&ast, &sample_request(), &sample_key(), sample_limits()) {
+            Ok(ast) => match self.dry_run_ast(&ast, sample_request(), sample_key(), sample_limits()) {
                 Ok(_) => Vec::new(),
                 Err(e) => vec![e],
             },
@@ -174,8 +168,8 @@ impl RuleSet {
     pub fn dry_run(
         &self,
         text: &str,
-        request: &RuleRequest,
-        key: &RuleKey,
+        request: RuleRequest,
+        key: RuleKey,
         limits: RuleLimits,
     ) -> Result<RuleLimits, ScriptError> {
         let ast = engine::compile(&self.engine, text)?;
@@ -185,11 +179,11 @@ impl RuleSet {
     fn dry_run_ast(
         &self,
         ast: &AST,
-        request: &RuleRequest,
-        key: &RuleKey,
+        request: RuleRequest,
+        key: RuleKey,
         limits: RuleLimits,
     ) -> Result<RuleLimits, ScriptError> {
-        engine::run(&self.engine, ast, request, key, limits)
+        engine::run(&self.engine, ast, &Inputs::new(request, key), limits)
     }
 
     /// Accepts a new script for `scope` if it compiles and passes its dry run; stores a new
@@ -215,7 +209,7 @@ impl RuleSet {
         now: i64,
     ) -> Result<RuleVersion, RuleError> {
         let ast = engine::compile(&self.engine, text).map_err(|e| RuleError::Rejected(vec![e]))?;
-        self.dry_run_ast(&ast, &sample_request(), &sample_key(), sample_limits())
+        self.dry_run_ast(&ast, sample_request(), sample_key(), sample_limits())
             .map_err(|e| RuleError::Rejected(vec![e]))?;
         let version = store::insert(&self.db, scope.key(), text, actor, note, now).await?;
         self.install(scope.key(), &scope.label(), ast, version.version);

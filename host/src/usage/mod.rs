@@ -16,7 +16,7 @@ use serde_json::Value;
 use sqlx::Arguments;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::ids::new_id;
 
 /// One finished `/v1` request, as recorded.
@@ -264,7 +264,12 @@ async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
                 if p > 1 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("${}", base + p));
+                // SQLite looks a numbered parameter up by name, one scan per parameter: with
+                // hundreds per statement that is quadratic, so it gets positional ones.
+                match db.backend {
+                    Backend::Sqlite => sql.push('?'),
+                    Backend::Postgres => sql.push_str(&format!("${}", base + p)),
+                }
             }
             sql.push(')');
             let tags: serde_json::Map<String, Value> =

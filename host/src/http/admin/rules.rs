@@ -147,7 +147,7 @@ pub async fn dry_run(
         })?,
     };
     let (request, key, limits) = sample(&state, &admin, &body).await?;
-    match state.rules.dry_run(&script, &request, &key, limits) {
+    match state.rules.dry_run(&script, request, key, limits) {
         Ok(limits) => Ok(Json(Evaluated { limits, rule: Some("draft".into()) })),
         Err(e) => Err(problem(RuleError::Rejected(vec![e]))),
     }
@@ -165,7 +165,7 @@ async fn sample(
     let mut conn = state.db.pool.acquire().await.map_err(ResourceError::Db)?;
     let settings =
         crate::tenants::settings::get(&mut conn, &admin.tenant).await.map_err(ResourceError::Db)?;
-    request.timezone = settings.timezone.clone();
+    request.timezone = settings.timezone.as_str().into();
     request.time_ms = state.clock.now_ms();
     if let Some(input) = Input::root(body, &mut e) {
         if let Some((method, route, time)) = input.object("request", Need::Optional, &mut e, |i, e| {
@@ -185,12 +185,12 @@ async fn sample(
         }) {
             if let Some(m) = method {
                 request.operation = if m == "GET" { "read".into() } else { "write".into() };
-                request.method = m;
+                request.method = m.into();
             }
             if let Some(r) = route {
-                request.module = r.split('/').nth(2).unwrap_or("").to_owned();
-                request.path = r.clone();
-                request.route = r;
+                request.module = r.split('/').nth(2).unwrap_or("").into();
+                request.path = r.as_str().into();
+                request.route = r.into();
             }
             if let Some(t) = time.as_deref().and_then(crate::clock::parse_rfc3339) {
                 request.time_ms = t;
@@ -203,8 +203,12 @@ async fn sample(
                 i.choice("environment", Need::Optional, &["live", "test"], e),
             )
         }) {
-            key.name = name.unwrap_or(key.name);
-            key.environment = environment.unwrap_or(key.environment);
+            if let Some(name) = name {
+                key.name = name.into();
+            }
+            if let Some(environment) = environment {
+                key.environment = environment.into();
+            }
         }
         if let Some(l) = input.object("limits", Need::Optional, &mut e, crate::keys::parse_limits) {
             let u = |v: Option<i64>, d: Option<u64>| v.and_then(|n| u64::try_from(n).ok()).or(d);
