@@ -4,7 +4,8 @@
 //! ```sh
 //! cargo bench --bench load -- --scenario get-customer --seconds 10 --concurrency 32
 //! cargo bench --bench load -- --scenario post-order --seconds 10 --concurrency 32
-//! # the same route with the policy pipeline bypassed, then on, in one run:
+//! # the same route with the policy stages (plugins and rules) bypassed, then on, in one run;
+//! # usage is recorded both ways, so the ratio is what the stages cost:
 //! cargo bench --bench load -- --scenario get-customer --compare --seconds 10
 //! ```
 
