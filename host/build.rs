@@ -28,6 +28,7 @@ fn main() {
     let outer_target =
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
     let target_dir = outer_target.join("wasm-plugins");
+    ensure_wasm_target();
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&workspace)
@@ -71,6 +72,23 @@ fn main() {
     }
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     std::fs::write(out.join("builtin_plugins.rs"), code).expect("write builtin_plugins.rs");
+}
+
+/// rustup adds the targets `rust-toolchain.toml` lists only when it installs the toolchain: a
+/// machine that already had the toolchain lacks wasm32. Add it then (a no-op when present).
+fn ensure_wasm_target() {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if sysroot.is_some_and(|s| s.join("lib/rustlib/wasm32-unknown-unknown").is_dir()) {
+        return;
+    }
+    // Failure is reported by the plugin build below, with the command to run by hand.
+    let _ = Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]).status();
 }
 
 fn quoted(path: &Path) -> String {
