@@ -179,12 +179,12 @@ async fn bypass(
     next: Next,
     start: Stopwatch,
 ) -> Response {
-    let Some(record) = start.known.clone() else {
+    let Some(tenant_id) = start.known.as_ref().map(|k| k.tenant_id.clone()) else {
         let response =
             Problem::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "Invalid API key").into_response();
         return finish(state, info, None, response, start);
     };
-    req.extensions_mut().insert(TenantId(record.tenant_id.clone()));
+    req.extensions_mut().insert(TenantId(tenant_id));
     let response = next.run(req).await;
     finish(state, info, None, response, start)
 }

@@ -132,12 +132,6 @@ pub fn sandbox() -> Engine {
     engine.register_fn("is_business_hours", |t: &mut Calendar| t.is_business_hours());
     engine.register_fn("is_weekend", |t: &mut Calendar| t.weekday >= 6);
     engine.register_fn("days_left_in_month", |t: &mut Calendar| t.days_in_month - t.day);
-    // The same helpers over a map with the calendar's fields, for rules that build their own.
-    engine.register_fn("is_business_hours", |t: Map| {
-        (1..=5).contains(&int(&t, "weekday")) && (9..17).contains(&int(&t, "hour"))
-    });
-    engine.register_fn("is_weekend", |t: Map| int(&t, "weekday") >= 6);
-    engine.register_fn("days_left_in_month", |t: Map| int(&t, "days_in_month") - int(&t, "day"));
     engine.register_fn("min", |a: i64, b: i64| a.min(b));
     engine.register_fn("max", |a: i64, b: i64| a.max(b));
     engine
@@ -199,10 +193,6 @@ fn register_limits(engine: &mut Engine) {
         .register_get("cost", |l: &mut ScriptLimits| l.cost.clone())
         .register_set("cost", |l: &mut ScriptLimits, v: i64| l.cost = Dynamic::from(v))
         .register_set("cost", |l: &mut ScriptLimits, v: Dynamic| l.cost = v);
-}
-
-fn int(map: &Map, key: &str) -> i64 {
-    map.get(key).and_then(|v| v.as_int().ok()).unwrap_or(0)
 }
 
 /// Compiles a script and checks it defines `fn rule(request, key, limits)`.
@@ -393,14 +383,7 @@ mod tests {
     }
 
     fn base() -> RuleLimits {
-        RuleLimits {
-            per_second: Some(10),
-            per_minute: Some(100),
-            per_hour: Some(2000),
-            per_day: Some(20000),
-            burst: Some(20),
-            cost: 1,
-        }
+        crate::rules::sample_limits()
     }
 
     #[test]
