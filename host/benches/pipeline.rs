@@ -16,18 +16,24 @@ use angage_host::config::Settings;
 use angage_host::db::Db;
 use angage_host::keys::cache::KeyCache;
 use angage_host::keys::store::Actor;
+use angage_host::keys::store::KeyRecord;
 use angage_host::keys::{NewKey, Pepper, store};
-use angage_host::plugins::PluginRuntime;
 use angage_host::plugins::bindings::types;
 use angage_host::plugins::counters::LocalCounters;
+use angage_host::plugins::handles::{PolicyRequest, key_state};
 use angage_host::plugins::store_data::HostCtx;
+use angage_host::plugins::{PluginRuntime, stage};
 use angage_host::resources::store::TenantId;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 
+// The allocator the `angage` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Fixture {
     plugins: Arc<PluginRuntime>,
-    request: types::RequestInfo,
+    request: Arc<PolicyRequest>,
 }
 
 fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
@@ -50,23 +56,26 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
         keys.lookup(&db, &key, angage_host::clock::Clock::now_ms(&SystemClock)).await.expect("warm");
         let ctx = Arc::new(HostCtx { keys, db, clock: Arc::new(SystemClock), counters: Arc::new(LocalCounters::default()) });
         let plugins = PluginRuntime::start(Arc::new(settings), ctx).expect("plugins");
-        let header = |n: &str, v: &str| types::Header { name: n.into(), value: v.into() };
-        let request = types::RequestInfo {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("host", "127.0.0.1:8080".to_owned()),
+            ("authorization", format!("Bearer {key}")),
+            ("user-agent", "python-requests/2.31.0".to_owned()),
+            ("accept", "*/*".to_owned()),
+        ] {
+            headers.insert(name, value.parse().expect("header value"));
+        }
+        let request = Arc::new(PolicyRequest {
             method: "GET".into(),
             route: "/v1/customers/{id}".into(),
             path: "/v1/customers/CUST-10001".into(),
             module: "customers".into(),
             operation: types::Operation::Read,
-            headers: vec![
-                header("host", "127.0.0.1:8080"),
-                header("authorization", &format!("Bearer {key}")),
-                header("user-agent", "python-requests/2.31.0"),
-                header("accept", "*/*"),
-            ],
+            headers,
             client_ip: "127.0.0.1".into(),
-            scheme: "http".into(),
+            scheme: "http",
             time_ms: 0,
-        };
+        });
         Fixture { plugins, request }
     });
     (fixture, dir)
@@ -75,39 +84,45 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
 /// One request's worth of policy: the four stage calls.
 async fn pipeline(f: &Fixture) {
     let p = &f.plugins;
-    let principal = p
-        .authn
-        .load()
-        .call(|b, s| b.angage_policy_authenticate().call_authenticate(s, &f.request))
-        .await
-        .expect("call")
-        .expect("authenticated");
+    let key = authenticate(f).await;
     p.authz
         .load()
-        .call(|b, s| b.angage_policy_authorize().call_authorize(s, &principal, &f.request))
+        .call(|b, s| stage::authorize(b, s, &key, &f.request))
         .await
         .expect("call")
         .expect("allowed");
-    let limits = principal.limits;
-    let rate =
-        types::RateRequest { principal: principal.clone(), request: f.request.clone(), cost: 1, limits };
+    let limits = key_state(&key).limits;
     let decision =
-        p.rate.load().call(|b, s| b.angage_policy_rate_limit().call_check(s, &rate)).await.expect("call");
+        p.rate.load().call(|b, s| stage::check(b, s, &key, &f.request, 1, limits)).await.expect("call");
     assert!(decision.allowed);
-    let exchange = types::Exchange {
-        request: f.request.clone(),
-        principal: Some(principal),
+    let draft = draft(&key);
+    black_box(
+        p.usage.load().call(|b, s| stage::enrich(b, s, &f.request, Some(&key), &draft)).await.expect("call"),
+    );
+}
+
+/// The host's draft usage event for a 200 (the pipeline builds one per request).
+fn draft(key: &KeyRecord) -> types::UsageEvent {
+    types::UsageEvent {
+        endpoint: "GET /customers/{id}".into(),
+        module: "customers".into(),
+        key_id: Some(key.id.clone()),
         status: 200,
+        status_class: "2xx".into(),
         error_code: None,
         latency_us: 350,
-    };
-    black_box(
-        p.usage
-            .load()
-            .call(|b, s| b.angage_policy_enrich_usage().call_enrich(s, &exchange))
-            .await
-            .expect("call"),
-    );
+        tags: Vec::new(),
+    }
+}
+
+async fn authenticate(f: &Fixture) -> Arc<KeyRecord> {
+    f.plugins
+        .authn
+        .load()
+        .call(|b, s| stage::authenticate(b, s, &f.request))
+        .await
+        .expect("call")
+        .expect("authenticated")
 }
 
 fn bench(c: &mut Criterion) {
@@ -137,45 +152,19 @@ fn bench(c: &mut Criterion) {
 /// Each stage on its own, to see where a request's time goes.
 fn stages(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Fixture) {
     let p = &f.plugins;
-    let principal = rt
-        .block_on(p.authn.load().call(|b, s| b.angage_policy_authenticate().call_authenticate(s, &f.request)))
-        .expect("call")
-        .expect("authenticated");
-    c.bench_function("pipeline/authenticate", |b| {
-        b.iter(|| {
-            rt.block_on(
-                p.authn.load().call(|b, s| b.angage_policy_authenticate().call_authenticate(s, &f.request)),
-            )
-        })
-    });
+    let key = rt.block_on(authenticate(f));
+    c.bench_function("pipeline/authenticate", |b| b.iter(|| rt.block_on(authenticate(f))));
     c.bench_function("pipeline/authorize", |b| {
-        b.iter(|| {
-            rt.block_on(
-                p.authz
-                    .load()
-                    .call(|b, s| b.angage_policy_authorize().call_authorize(s, &principal, &f.request)),
-            )
-        })
+        b.iter(|| rt.block_on(p.authz.load().call(|b, s| stage::authorize(b, s, &key, &f.request))))
     });
-    let rate = types::RateRequest {
-        principal: principal.clone(),
-        request: f.request.clone(),
-        cost: 1,
-        limits: principal.limits,
-    };
+    let limits = key_state(&key).limits;
     c.bench_function("pipeline/rate_limit", |b| {
-        b.iter(|| rt.block_on(p.rate.load().call(|b, s| b.angage_policy_rate_limit().call_check(s, &rate))))
+        b.iter(|| rt.block_on(p.rate.load().call(|b, s| stage::check(b, s, &key, &f.request, 1, limits))))
     });
-    let exchange = types::Exchange {
-        request: f.request.clone(),
-        principal: Some(principal.clone()),
-        status: 200,
-        error_code: None,
-        latency_us: 350,
-    };
+    let draft = draft(&key);
     c.bench_function("pipeline/enrich_usage", |b| {
         b.iter(|| {
-            rt.block_on(p.usage.load().call(|b, s| b.angage_policy_enrich_usage().call_enrich(s, &exchange)))
+            rt.block_on(p.usage.load().call(|b, s| stage::enrich(b, s, &f.request, Some(&key), &draft)))
         })
     });
 }

@@ -8,6 +8,7 @@
 use std::hint::black_box;
 use std::path::Path;
 
+use angage_host::keys::Access;
 use angage_host::rules::engine::{compile, run, sandbox};
 use angage_host::rules::{Inputs, RuleKey, RuleLimits, RuleRequest};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -28,7 +29,9 @@ fn bench(c: &mut Criterion) {
         id: "key_1".into(),
         name: "Analytics".into(),
         environment: "test".into(),
-        grants: vec![("orders".into(), "read_write".into()), ("invoices".into(), "read".into())],
+        grants: std::sync::Arc::new(
+            [("orders".into(), Access::ReadWrite), ("invoices".into(), Access::Read)].into_iter().collect(),
+        ),
     };
     let limits = RuleLimits {
         per_second: Some(10),

@@ -42,7 +42,7 @@ pub fn check(text: &str) -> Result<(), KeyFormatError> {
         return Err(KeyFormatError::Length);
     }
     let (head, sum) = text.split_at(text.len() - CHECK_LEN);
-    if checksum(head).as_bytes() != sum.as_bytes() {
+    if checksum_bytes(head) != sum.as_bytes() {
         return Err(KeyFormatError::Checksum);
     }
     Ok(())
@@ -50,27 +50,44 @@ pub fn check(text: &str) -> Result<(), KeyFormatError> {
 
 /// Base62 of the CRC32 (IEEE) of `text`, zero-padded to 6 characters (62^6 > 2^32).
 pub fn checksum(text: &str) -> String {
+    checksum_bytes(text).iter().map(|&b| b as char).collect()
+}
+
+fn checksum_bytes(text: &str) -> [u8; CHECK_LEN] {
     let mut n = crc32(text.as_bytes());
     let mut out = [b'0'; CHECK_LEN];
     for slot in out.iter_mut().rev() {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    out.iter().map(|&b| b as char).collect()
+    out
 }
 
-/// CRC-32/IEEE, bitwise: keys are short and plugins stay dependency-free.
+/// CRC-32/IEEE with a table built at compile time: every request checks a key (in the plugin,
+/// then in the host), and plugins stay dependency-free.
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = 0xFFFF_FFFFu32;
     for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
+        crc = (crc >> 8) ^ CRC_TABLE[((crc ^ u32::from(b)) & 0xFF) as usize];
     }
     !crc
 }
+
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {

@@ -9,9 +9,11 @@
 //! | rate-limit | [`RateLimiter`] | [`export_rate_limiter!`] | whether the request fits the limits (or 429) |
 //! | enrich-usage | [`UsageEnricher`] | [`export_usage_enricher!`] | what usage event is recorded |
 //!
-//! A plugin sees only the records of the contract ([`RequestInfo`], [`Principal`], ...) and the
+//! A plugin sees a [`Request`] and a [`Key`] that the host lends it for one call, and the
 //! functions of [`host`]: key lookup by presented secret, atomic counters, the clock, logging,
-//! metrics and its own configuration. It has no files, sockets or database.
+//! metrics and its own configuration. It has no files, sockets or database. Each getter of
+//! [`Request`] and [`Key`] asks the host for one field, so a plugin pays only for what it reads:
+//! read a field once and keep the value rather than asking again.
 //!
 //! ## Write one
 //!
@@ -26,12 +28,12 @@
 //! crate-type = ["cdylib", "rlib"]
 //!
 //! [dependencies]
-//! angage-plugin-sdk = "1"
+//! angage-plugin-sdk = "2"
 //! ```
 //!
 //! ```
 //! // src/lib.rs: an authorizer that keeps test keys read-only.
-//! use angage_plugin_sdk::{Authorizer, Denial, Operation, PluginInfo, Principal, RequestInfo};
+//! use angage_plugin_sdk::{Authorizer, Denial, Environment, Key, Operation, PluginInfo, Request};
 //!
 //! pub struct DenyTestWrites;
 //!
@@ -40,8 +42,8 @@
 //!         PluginInfo { name: "deny-test-writes".into(), version: env!("CARGO_PKG_VERSION").into() }
 //!     }
 //!
-//!     fn authorize(principal: Principal, request: RequestInfo) -> Result<(), Denial> {
-//!         if principal.environment == "test" && request.operation == Operation::Write {
+//!     fn authorize(key: &Key, request: &Request) -> Result<(), Denial> {
+//!         if key.state().environment == Environment::Test && request.operation() == Operation::Write {
 //!             return Err(Denial { status: 403, code: "insufficient_scope".into(), detail: "test keys are read-only".into() });
 //!         }
 //!         Ok(())
@@ -63,15 +65,21 @@
 //! ## Test it natively
 //!
 //! Plugin logic runs in ordinary `cargo test` against a [`mock::MockHost`]: install one with the
-//! keys, counters, clock and configuration the test needs, then call your trait methods.
+//! keys, counters, clock and configuration the test needs, build requests and keys with
+//! [`mock::MockRequest`] and [`mock::MockKey`], then call your trait methods.
 //!
 //! ```
-//! use angage_plugin_sdk::mock::MockHost;
+//! use angage_plugin_sdk::mock::{MockHost, MockKey, MockRequest};
+//! use angage_plugin_sdk::{Access, Operation, host};
 //!
-//! let host = MockHost::new().with_time_ms(1_000).with_config(r#"{"trusted_proxies":[]}"#);
+//! let host = MockHost::new().with_time_ms(1_000).with_key("ak_test_...", MockKey::new("key_1"));
 //! host.install();
-//! assert_eq!(angage_plugin_sdk::host::now_ms(), 1_000);
-//! assert_eq!(angage_plugin_sdk::host::config(), r#"{"trusted_proxies":[]}"#);
+//! assert_eq!(host::now_ms(), 1_000);
+//! let key = host::lookup_key("ak_test_...").expect("known");
+//! assert_eq!(key.id(), "key_1");
+//! assert_eq!(key.access("orders"), Access::ReadWrite);
+//! let request = MockRequest::new("POST", "/v1/orders").with_header("user-agent", "curl/8").build();
+//! assert_eq!((request.module(), request.operation()), ("orders".to_owned(), Operation::Write));
 //! ```
 //!
 //! ## Install it
@@ -91,8 +99,10 @@
 //!   them, or traps, is stopped. For authenticate and authorize the request then fails closed
 //!   with 503 `policy_unavailable`.
 //! - Instances are reused between requests: keep no per-request state in globals.
-//! - The contract is versioned (`angage:policy@1.0.0`); the host refuses a plugin built against
+//! - The contract is versioned (`angage:policy@2.0.0`); the host refuses a plugin built against
 //!   another major version and says which.
+//! - A [`Request`] or borrowed [`Key`] is valid only during the call it was passed to: keep no
+//!   handle after returning.
 
 #![deny(missing_docs)]
 
@@ -100,8 +110,11 @@
 extern crate self as angage_plugin_sdk;
 
 pub mod cidr;
+mod handles;
 pub mod keyfmt;
 pub mod mock;
+
+pub use handles::{Key, Request};
 
 /// The generated bindings of the contract's types and host functions.
 #[doc(hidden)]
@@ -117,45 +130,46 @@ pub mod bindings {
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
 
-pub use bindings::angage::policy::host::{ChargeResult, CounterOp, KeyRecord, Level, Refusal};
+pub use bindings::angage::policy::host::{ChargeResult, CounterOp, Level, Refusal};
 pub use bindings::angage::policy::types::{
-    Access, Denial, Exchange, Grant, Header, Limits, Operation, PluginInfo, Principal, RateDecision,
-    RateRequest, RequestInfo, Tag, UsageEvent, WindowState,
+    Access, Denial, Environment, Grant, Header, KeyState, Limits, Operation, PluginInfo, RateDecision, Tag,
+    UsageEvent, WindowState,
 };
 
-/// The contract version this SDK builds plugins against.
-pub const CONTRACT_VERSION: &str = "1.0.0";
-
-/// The authenticate stage: turn a request's credentials into a [`Principal`], or refuse.
+/// The authenticate stage: find the [`Key`] a request's credentials name, or refuse.
 pub trait Authenticator {
     /// The plugin's name and version, shown by the host's admin API.
     fn info() -> PluginInfo;
-    /// Reads the credential and returns who is calling, or a 401/403 [`Denial`].
-    fn authenticate(request: RequestInfo) -> Result<Principal, Denial>;
+    /// Reads the credential and returns the caller's key (from [`host::lookup_key`]), or a
+    /// 401/403 [`Denial`].
+    fn authenticate(request: &Request) -> Result<Key, Denial>;
 }
 
-/// The authorize stage: may this principal do this request?
+/// The authorize stage: may this key do this request?
 pub trait Authorizer {
     /// The plugin's name and version.
     fn info() -> PluginInfo;
     /// `Ok(())` to let the request through, or a 403 [`Denial`].
-    fn authorize(principal: Principal, request: RequestInfo) -> Result<(), Denial>;
+    fn authorize(key: &Key, request: &Request) -> Result<(), Denial>;
 }
 
 /// The rate-limit stage: does the request fit the limits? Use [`host::check_and_increment`].
 pub trait RateLimiter {
     /// The plugin's name and version.
     fn info() -> PluginInfo;
-    /// Charges the request against its windows (all or none) and reports every window's state.
-    fn check(request: RateRequest) -> RateDecision;
+    /// Charges `cost` units against the windows of `limits` (all or none) and reports every
+    /// window's state. `limits` are the key's, or what a tenant rule made of them.
+    fn check(key: &Key, request: &Request, cost: u64, limits: Limits) -> RateDecision;
 }
 
 /// The enrich-usage stage: what is recorded about a finished exchange.
 pub trait UsageEnricher {
     /// The plugin's name and version.
     fn info() -> PluginInfo;
-    /// Builds the usage event; runs after the response is sent and can never change it.
-    fn enrich(exchange: Exchange) -> UsageEvent;
+    /// Returns the usage event to record, given the host's draft (endpoint, module, key, status
+    /// and its class, error code, latency; no tags). Runs after the response is sent and can
+    /// never change it. `key` is the authenticated caller, when there was one.
+    fn enrich(request: &Request, key: Option<&Key>, event: UsageEvent) -> UsageEvent;
 }
 
 include!(concat!(env!("OUT_DIR"), "/generate.rs"));
@@ -177,9 +191,11 @@ macro_rules! export_authenticator {
                     <$plugin as $crate::Authenticator>::info()
                 }
                 fn authenticate(
-                    request: $crate::RequestInfo,
-                ) -> ::core::result::Result<$crate::Principal, $crate::Denial> {
-                    <$plugin as $crate::Authenticator>::authenticate(request)
+                    request: &$crate::bindings::angage::policy::types::Request,
+                ) -> ::core::result::Result<$crate::bindings::angage::policy::types::Key, $crate::Denial>
+                {
+                    <$plugin as $crate::Authenticator>::authenticate($crate::Request::from_host(request))
+                        .map($crate::Key::into_host)
                 }
             }
             export!(Bridge);
@@ -204,10 +220,13 @@ macro_rules! export_authorizer {
                     <$plugin as $crate::Authorizer>::info()
                 }
                 fn authorize(
-                    principal: $crate::Principal,
-                    request: $crate::RequestInfo,
+                    key: &$crate::bindings::angage::policy::types::Key,
+                    request: &$crate::bindings::angage::policy::types::Request,
                 ) -> ::core::result::Result<(), $crate::Denial> {
-                    <$plugin as $crate::Authorizer>::authorize(principal, request)
+                    <$plugin as $crate::Authorizer>::authorize(
+                        $crate::Key::from_host(key),
+                        $crate::Request::from_host(request),
+                    )
                 }
             }
             export!(Bridge);
@@ -231,8 +250,18 @@ macro_rules! export_rate_limiter {
                 fn info() -> $crate::PluginInfo {
                     <$plugin as $crate::RateLimiter>::info()
                 }
-                fn check(request: $crate::RateRequest) -> $crate::RateDecision {
-                    <$plugin as $crate::RateLimiter>::check(request)
+                fn check(
+                    key: &$crate::bindings::angage::policy::types::Key,
+                    request: &$crate::bindings::angage::policy::types::Request,
+                    cost: u64,
+                    limits: $crate::Limits,
+                ) -> $crate::RateDecision {
+                    <$plugin as $crate::RateLimiter>::check(
+                        $crate::Key::from_host(key),
+                        $crate::Request::from_host(request),
+                        cost,
+                        limits,
+                    )
                 }
             }
             export!(Bridge);
@@ -256,8 +285,16 @@ macro_rules! export_usage_enricher {
                 fn info() -> $crate::PluginInfo {
                     <$plugin as $crate::UsageEnricher>::info()
                 }
-                fn enrich(exchange: $crate::Exchange) -> $crate::UsageEvent {
-                    <$plugin as $crate::UsageEnricher>::enrich(exchange)
+                fn enrich(
+                    request: &$crate::bindings::angage::policy::types::Request,
+                    key: ::core::option::Option<&$crate::bindings::angage::policy::types::Key>,
+                    event: $crate::UsageEvent,
+                ) -> $crate::UsageEvent {
+                    <$plugin as $crate::UsageEnricher>::enrich(
+                        $crate::Request::from_host(request),
+                        key.map($crate::Key::from_host),
+                        event,
+                    )
                 }
             }
             export!(Bridge);
@@ -268,7 +305,7 @@ macro_rules! export_usage_enricher {
 /// The host's functions. In a `wasm32` build they call the host; in a native build (your unit
 /// tests) they call the [`mock::MockHost`] installed on the current thread.
 pub mod host {
-    use super::{ChargeResult, CounterOp, KeyRecord, Level};
+    use super::{ChargeResult, CounterOp, Key, Level};
 
     #[cfg(target_arch = "wasm32")]
     use super::bindings::angage::policy::host as imp;
@@ -277,8 +314,8 @@ pub mod host {
     use super::mock::native as imp;
 
     /// Looks up a presented API key; the host hashes it. `None` when no such key was issued.
-    pub fn lookup_key(presented: &str) -> Option<KeyRecord> {
-        imp::lookup_key(presented)
+    pub fn lookup_key(presented: &str) -> Option<Key> {
+        imp::lookup_key(presented).map(Key::from_owned)
     }
 
     /// Charges every counter or none: see the WIT documentation of `check-and-increment`.
@@ -286,9 +323,14 @@ pub mod host {
         imp::check_and_increment(ops)
     }
 
-    /// A counter's value (0 when absent).
+    /// Counters' values in the order asked (0 for an absent one), in one call to the host.
+    pub fn get_counters(keys: &[String]) -> Vec<u64> {
+        imp::get_counters(keys)
+    }
+
+    /// A counter's value (0 when absent). Prefer [`get_counters`] for several.
     pub fn get_counter(key: &str) -> u64 {
-        imp::get_counter(key)
+        get_counters(&[key.to_owned()]).first().copied().unwrap_or(0)
     }
 
     /// Milliseconds since the Unix epoch, from the host's clock.
@@ -310,9 +352,4 @@ pub mod host {
     pub fn config() -> String {
         imp::config()
     }
-}
-
-/// Looks up a header (names are lowercase) of a request.
-pub fn header<'a>(request: &'a RequestInfo, name: &str) -> Option<&'a str> {
-    request.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
 }

@@ -371,12 +371,12 @@ async fn broken_and_incompatible_files_leave_the_old_version_serving() {
     let future = std::fs::read(fixtures::FUTURE_CONTRACT_PATH).expect("fixture");
     install(&dir, "module-scopes.wasm", &future);
     let entry = wait_for(&admin, "authorize", |e| {
-        e["last_error"]["message"].as_str().is_some_and(|m| m.contains("2.0.0"))
+        e["last_error"]["message"].as_str().is_some_and(|m| m.contains("3.0.0"))
     })
     .await;
     assert_eq!(
         entry["last_error"]["message"],
-        "built against contract angage:policy@2.0.0; this host speaks angage:policy@1.0.0"
+        "built against contract angage:policy@3.0.0; this host speaks angage:policy@2.0.0"
     );
     assert_eq!(entry["source"], "builtin");
     let metrics = app.get("/metrics").await.text().await.expect("metrics");

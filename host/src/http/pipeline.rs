@@ -14,15 +14,17 @@ use axum::response::{IntoResponse, Response};
 use super::{AppState, Problem, ProblemCode};
 use crate::config::FailMode;
 use crate::keys::cache::Lookup;
+use crate::keys::store::KeyRecord;
 use crate::plugins::bindings::types;
-use crate::plugins::{CallError, Stage};
+use crate::plugins::handles::{PolicyRequest, key_state};
+use crate::plugins::{CallError, Stage, stage};
 use crate::resources::store::TenantId;
 use crate::rules::{Inputs, RuleKey, RuleLimits, RuleRequest};
 use crate::usage::UsageRecord;
 
-/// The caller the pipeline let through; handlers read the tenant from it.
+/// The key the pipeline let through; handlers read the tenant from it.
 #[derive(Debug, Clone)]
-pub struct Caller(pub Arc<types::Principal>);
+pub struct Caller(pub Arc<KeyRecord>);
 
 pub async fn run(
     State(state): State<AppState>,
@@ -35,7 +37,7 @@ pub async fn run(
     let route = matched.map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     let peer =
         req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
-    let info = request_info(&req, &route, peer, now);
+    let info = policy_request(&req, route, peer, now);
     // Warm the key cache without blocking a worker inside the plugin call; a known key also
     // lets a refusal (revoked, expired, ...) count in its tenant's usage.
     let known = match credential(req.headers()) {
@@ -54,15 +56,14 @@ pub async fn run(
     let plugins = &state.plugins;
 
     let authn = plugins.authn.load_full();
-    let principal = match authn.call(|b, s| b.angage_policy_authenticate().call_authenticate(s, &info)).await
-    {
-        Ok(Ok(p)) => Arc::new(p),
+    let principal = match authn.call(|b, s| stage::authenticate(b, s, &info)).await {
+        Ok(Ok(key)) => key,
         Ok(Err(denial)) => return finish(&state, info, None, denied(denial), start),
         Err(e) => return finish(&state, info, None, unavailable(Stage::Authenticate, &e), start),
     };
 
     let authz = plugins.authz.load_full();
-    match authz.call(|b, s| b.angage_policy_authorize().call_authorize(s, &principal, &info)).await {
+    match authz.call(|b, s| stage::authorize(b, s, &principal, &info)).await {
         Ok(Ok(())) => {}
         Ok(Err(denial)) => return finish(&state, info, Some(principal), denied(denial), start),
         Err(e) => return finish(&state, info, Some(principal), unavailable(Stage::Authorize, &e), start),
@@ -81,8 +82,9 @@ pub async fn run(
             );
         }
     };
+    let key_limits = key_state(&principal).limits;
     let inputs = Inputs::new(rule_request(&info, &tenant_settings.timezone), rule_key(&principal));
-    let evaluated = state.rules.evaluate(&principal.tenant_id, &inputs, rule_limits(&principal.limits));
+    let evaluated = state.rules.evaluate(&principal.tenant_id, &inputs, rule_limits(&key_limits));
     let l = evaluated.limits;
     let limits = types::Limits {
         per_second: l.per_second,
@@ -90,13 +92,11 @@ pub async fn run(
         per_hour: l.per_hour,
         per_day: l.per_day,
         burst: l.burst,
-        burst_window_seconds: principal.limits.burst_window_seconds,
+        burst_window_seconds: key_limits.burst_window_seconds,
     };
     let rule = evaluated.rule;
-    let rate_request =
-        types::RateRequest { principal: (*principal).clone(), request: info.clone(), cost: l.cost, limits };
     let rate = plugins.rate.load_full();
-    let decision = match rate.call(|b, s| b.angage_policy_rate_limit().call_check(s, &rate_request)).await {
+    let decision = match rate.call(|b, s| stage::check(b, s, &principal, &info, l.cost, limits)).await {
         Ok(d) => Some(d),
         Err(e) if state.settings.plugins.rate_limit_failure == FailMode::Closed => {
             return finish(&state, info, Some(principal), unavailable(Stage::RateLimit, &e), start);
@@ -132,7 +132,7 @@ pub async fn run(
     finish_with(&state, info, Some(principal), response, start, rule)
 }
 
-fn rule_request(info: &types::RequestInfo, timezone: &str) -> RuleRequest {
+fn rule_request(info: &PolicyRequest, timezone: &str) -> RuleRequest {
     RuleRequest {
         method: info.method.as_str().into(),
         route: info.route.as_str().into(),
@@ -144,17 +144,12 @@ fn rule_request(info: &types::RequestInfo, timezone: &str) -> RuleRequest {
     }
 }
 
-fn rule_key(p: &types::Principal) -> RuleKey {
-    let access = |a: types::Access| match a {
-        types::Access::None => "none",
-        types::Access::Read => "read",
-        types::Access::ReadWrite => "read_write",
-    };
+fn rule_key(k: &KeyRecord) -> RuleKey {
     RuleKey {
-        id: p.key_id.as_str().into(),
-        name: p.app_name.as_str().into(),
-        environment: p.environment.as_str().into(),
-        grants: p.grants.iter().map(|g| (g.module.clone(), access(g.access).to_owned())).collect(),
+        id: k.id.as_str().into(),
+        name: k.name.as_str().into(),
+        environment: k.environment.as_str().into(),
+        grants: k.grants.clone(),
     }
 }
 
@@ -174,7 +169,7 @@ fn rule_limits(l: &types::Limits) -> RuleLimits {
 /// the stages and nothing else.
 async fn bypass(
     state: &AppState,
-    info: types::RequestInfo,
+    info: Arc<PolicyRequest>,
     mut req: Request,
     next: Next,
     start: Stopwatch,
@@ -204,8 +199,8 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
 
 fn finish(
     state: &AppState,
-    request: types::RequestInfo,
-    principal: Option<Arc<types::Principal>>,
+    request: Arc<PolicyRequest>,
+    principal: Option<Arc<KeyRecord>>,
     response: Response,
     start: Stopwatch,
 ) -> Response {
@@ -215,8 +210,8 @@ fn finish(
 /// Records the exchange (enrich-usage runs after the response is decided and never changes it).
 fn finish_with(
     state: &AppState,
-    request: types::RequestInfo,
-    principal: Option<Arc<types::Principal>>,
+    request: Arc<PolicyRequest>,
+    principal: Option<Arc<KeyRecord>>,
     response: Response,
     start: Stopwatch,
     rule: Option<String>,
@@ -226,11 +221,8 @@ fn finish_with(
     let error_code = problem.as_ref().map(|p| p.code.clone());
     let error_detail = problem.and_then(|p| p.detail);
     let latency_us = start.latency_override.unwrap_or_else(|| start.start.elapsed().as_micros() as u64);
-    let environment = principal
-        .as_ref()
-        .map(|p| p.environment.clone())
-        .or_else(|| start.known.as_ref().map(|k| k.environment.as_str().to_owned()))
-        .unwrap_or_else(|| "none".into());
+    let environment =
+        principal.as_ref().or(start.known.as_ref()).map_or("none", |k| k.environment.as_str()).to_owned();
     let labels =
         [("route", request.route.clone()), ("status", status.to_string()), ("environment", environment)];
     metrics::counter!("angage_api_requests_total", &labels).increment(1);
@@ -246,21 +238,16 @@ fn finish_with(
             .map(|p| p.tenant_id.clone())
             .or_else(|| start.known.as_ref().map(|k| k.tenant_id.clone()));
         let known_key = start.known.as_ref().map(|k| k.id.clone());
-        let exchange = types::Exchange {
-            request,
-            principal: principal.map(|p| (*p).clone()),
-            status,
-            error_code,
-            latency_us,
-        };
+        let key = principal.as_ref();
+        let draft = draft_event(&request, key, status, error_code, latency_us);
         let event = if state.bypass_policies {
-            fallback_event(&exchange)
+            draft
         } else {
             let enrich = state.plugins.usage.load_full();
-            match enrich.call(|b, s| b.angage_policy_enrich_usage().call_enrich(s, &exchange)).await {
+            match enrich.call(|b, s| stage::enrich(b, s, &request, key, &draft)).await {
                 Ok(e) => e,
-                // Only the tags are lost: the event itself is always recorded.
-                Err(_) => fallback_event(&exchange),
+                // Only the plugin's changes are lost: the event itself is always recorded.
+                Err(_) => draft,
             }
         };
         state.usage.record(UsageRecord {
@@ -279,7 +266,7 @@ fn finish_with(
                 .map(|t| (t.key, t.value))
                 .chain(rule.map(|r| ("rule".to_owned(), r)))
                 .collect(),
-            at_ms: exchange.request.time_ms,
+            at_ms: request.time_ms,
         });
         // Only now may a flush consider this request recorded.
         drop(ticket);
@@ -287,16 +274,23 @@ fn finish_with(
     response
 }
 
-fn fallback_event(x: &types::Exchange) -> types::UsageEvent {
-    let route = x.request.route.strip_prefix("/v1").unwrap_or(&x.request.route);
+/// What the host records about an exchange before enrich-usage amends it.
+fn draft_event(
+    request: &PolicyRequest,
+    key: Option<&Arc<KeyRecord>>,
+    status: u16,
+    error_code: Option<String>,
+    latency_us: u64,
+) -> types::UsageEvent {
+    let route = request.route.strip_prefix("/v1").unwrap_or(&request.route);
     types::UsageEvent {
-        endpoint: format!("{} {route}", x.request.method),
-        module: x.request.module.clone(),
-        key_id: x.principal.as_ref().map(|p| p.key_id.clone()),
-        status: x.status,
-        status_class: format!("{}xx", x.status / 100),
-        error_code: x.error_code.clone(),
-        latency_us: x.latency_us,
+        endpoint: format!("{} {route}", request.method),
+        module: request.module.clone(),
+        key_id: key.map(|k| k.id.clone()),
+        status,
+        status_class: format!("{}xx", status / 100),
+        error_code,
+        latency_us,
         tags: Vec::new(),
     }
 }
@@ -324,52 +318,54 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-fn request_info(req: &Request, route: &str, client_ip: String, now: i64) -> types::RequestInfo {
+fn policy_request(req: &Request, route: String, client_ip: String, now: i64) -> Arc<PolicyRequest> {
     let method = req.method().as_str().to_owned();
-    let operation = if matches!(method.as_str(), "GET" | "HEAD" | "OPTIONS") {
-        types::Operation::Read
-    } else {
-        types::Operation::Write
-    };
-    let headers = req
-        .headers()
-        .iter()
-        .filter_map(|(n, v)| {
-            v.to_str().ok().map(|v| types::Header { name: n.as_str().to_owned(), value: v.to_owned() })
-        })
-        .collect();
-    types::RequestInfo {
-        module: route.split('/').nth(2).unwrap_or("").to_owned(),
-        route: route.to_owned(),
+    Arc::new(PolicyRequest {
+        module: PolicyRequest::module_of(&route).to_owned(),
+        operation: PolicyRequest::operation_of(&method),
+        route,
         path: req.uri().path().to_owned(),
         method,
-        operation,
-        headers,
+        headers: req.headers().clone(),
         client_ip,
-        scheme: req.uri().scheme_str().unwrap_or("http").to_owned(),
+        scheme: if req.uri().scheme_str() == Some("https") { "https" } else { "http" },
         time_ms: now,
-    }
+    })
 }
 
 /// `X-RateLimit-*` for the window closest to its limit, and the IETF `RateLimit-Policy` /
 /// `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
 fn rate_headers(headers: &mut HeaderMap, d: &types::RateDecision) {
+    use std::fmt::Write;
+
+    // Every `/v1` response carries these: names are built at compile time, numbers are
+    // written without an intermediate string.
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+    const STATE: HeaderName = HeaderName::from_static("ratelimit");
     let chosen = d
         .denied_window
         .as_ref()
         .and_then(|name| d.windows.iter().find(|w| &w.name == name))
         .or_else(|| d.windows.iter().min_by_key(|w| (w.remaining, w.window_seconds)));
     let Some(w) = chosen else { return };
-    let mut set = |name: &'static str, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    set("x-ratelimit-limit", w.limit.to_string());
-    set("x-ratelimit-remaining", w.remaining.to_string());
-    set("x-ratelimit-reset", w.reset_seconds.to_string());
-    let policy: Vec<String> =
-        d.windows.iter().map(|w| format!("\"{}\";q={};w={}", w.name, w.limit, w.window_seconds)).collect();
-    set("ratelimit-policy", policy.join(", "));
-    set("ratelimit", format!("\"{}\";r={};t={}", w.name, w.remaining, w.reset_seconds));
+    // One growth for all five: growing a header map one entry at a time reallocates it more
+    // than once per response.
+    headers.reserve(5);
+    headers.insert(LIMIT, HeaderValue::from(w.limit));
+    headers.insert(REMAINING, HeaderValue::from(w.remaining));
+    headers.insert(RESET, HeaderValue::from(w.reset_seconds));
+    let mut policy = String::with_capacity(d.windows.len() * 32);
+    for (i, p) in d.windows.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(policy, "{sep}\"{}\";q={};w={}", p.name, p.limit, p.window_seconds);
+    }
+    if let Ok(v) = HeaderValue::try_from(policy) {
+        headers.insert(POLICY, v);
+    }
+    if let Ok(v) = HeaderValue::try_from(format!("\"{}\";r={};t={}", w.name, w.remaining, w.reset_seconds)) {
+        headers.insert(STATE, v);
+    }
 }

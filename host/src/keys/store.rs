@@ -1,6 +1,8 @@
 //! The key store: create, list, update, revoke, rotate, and lookup by digest. Secrets are never
 //! stored; digests never leave this module except into the lookup cache.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -69,7 +71,8 @@ pub struct KeyRecord {
     pub tenant_slug: String,
     pub name: String,
     pub environment: Environment,
-    pub grants: Grants,
+    /// Shared with the tenant rules of every request that uses the key.
+    pub grants: Arc<Grants>,
     /// Effective limits: the key's own over the tenant's defaults.
     pub limits: Limits,
     pub burst_window_seconds: i64,
@@ -507,7 +510,7 @@ pub async fn lookup(db: &Db, digest: &str) -> std::result::Result<Option<KeyReco
             tenant_slug: r.slug,
             name: r.name,
             environment: Environment::parse(&r.environment).unwrap_or(Environment::Test),
-            grants: serde_json::from_str(&r.grants).unwrap_or_default(),
+            grants: Arc::new(serde_json::from_str(&r.grants).unwrap_or_default()),
             limits: own.over(defaults),
             burst_window_seconds: r.burst_window_seconds,
             ip_allowlist: allow.iter().filter_map(|c| Cidr::parse(c).ok()).collect(),

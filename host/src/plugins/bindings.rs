@@ -1,5 +1,6 @@
 //! Host bindings generated from `sdk/wit`: one module per stage world. The shared `types` and
-//! `host` interfaces are generated once (in `authenticator`) and reused by the others.
+//! `host` interfaces are generated once (in `authenticator`) and reused by the others; the
+//! `request` and `key` resources are the host's own types (see `handles`).
 
 #![allow(missing_docs, clippy::all)]
 
@@ -7,6 +8,12 @@ pub mod authenticator {
     wasmtime::component::bindgen!({
         world: "authenticator",
         path: "../sdk/wit",
+        // A lent request or key that is no longer in the table is the plugin's fault: trap it.
+        imports: { default: trappable },
+        with: {
+            "angage:policy/types.request": crate::plugins::handles::RequestRef,
+            "angage:policy/types.key": crate::plugins::handles::KeyRef,
+        },
     });
 }
 

@@ -1,8 +1,11 @@
-//! A loaded plugin: its compiled component, checked against the contract, with a pool of warm
-//! instances. A call takes an idle instance (or makes one), runs under the epoch deadline and
-//! the memory cap, and returns the instance to the pool unless it trapped.
+//! A loaded plugin: its compiled component, checked against the contract, with warm instances.
+//! A call takes the instance this thread used last (or one from the shared pool, or makes one),
+//! runs under the epoch deadline and the memory cap, and keeps the instance unless it trapped.
 
-use std::sync::{Arc, Mutex};
+use std::any::Any;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -12,7 +15,7 @@ use super::stage::Bindings;
 use super::store_data::{HostCtx, StoreData};
 
 /// The contract version this host speaks.
-pub const CONTRACT_VERSION: &str = "1.0.0";
+pub const CONTRACT_VERSION: &str = "2.0.0";
 const CONTRACT_PACKAGE: &str = "angage:policy";
 
 /// Where a plugin came from.
@@ -96,6 +99,10 @@ struct CallMetrics {
 
 pub struct Loaded<B> {
     pub meta: Meta,
+    /// Tells this version's instances apart from any other's in the per-thread slots.
+    id: u64,
+    /// Dropped with this version: threads then let go of the instances they kept for it.
+    alive: Arc<()>,
     metrics: CallMetrics,
     pre: InstancePre<StoreData>,
     idle: Mutex<Vec<(Store<StoreData>, B)>>,
@@ -138,8 +145,11 @@ pub fn load<B: Bindings>(
         loaded_at: ctx.clock.now_ms(),
     };
     let stage = B::STAGE.as_str();
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
     Ok(Loaded {
         meta,
+        id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        alive: Arc::new(()),
         metrics: CallMetrics {
             seconds: metrics::histogram!("angage_plugin_call_seconds", "stage" => stage),
             ok: metrics::counter!("angage_plugin_calls_total", "stage" => stage, "outcome" => "ok"),
@@ -214,7 +224,51 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+thread_local! {
+    /// One warm instance per loaded plugin per thread. Stage calls never await, so the
+    /// instance a thread used last is free when it calls again: taking it touches no lock, and
+    /// the plugin's memory is still in this core's cache.
+    static WARM: RefCell<Vec<WarmSlot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An instance kept by a thread for one loaded plugin.
+struct WarmSlot {
+    id: u64,
+    alive: Weak<()>,
+    /// `(Store<StoreData>, B)` of that plugin's stage.
+    instance: Box<dyn Any>,
+}
+
 impl<B: Bindings> Loaded<B> {
+    fn take_warm(&self) -> Option<(Store<StoreData>, B)> {
+        WARM.with(|w| {
+            let mut slots = w.borrow_mut();
+            let at = slots.iter().position(|s| s.id == self.id)?;
+            slots.swap_remove(at).instance.downcast().ok().map(|b| *b)
+        })
+    }
+
+    /// Keeps the instance for this thread's next call; the one it held goes back to the pool.
+    fn keep_warm(&self, instance: (Store<StoreData>, B)) {
+        let spilled = WARM.with(|w| {
+            let mut slots = w.borrow_mut();
+            // Instances of versions that were replaced since this thread last called.
+            slots.retain(|s| s.alive.strong_count() > 0);
+            if slots.iter().any(|s| s.id == self.id) {
+                return Some(instance);
+            }
+            slots.push(WarmSlot {
+                id: self.id,
+                alive: Arc::downgrade(&self.alive),
+                instance: Box::new(instance),
+            });
+            None
+        });
+        if let Some(instance) = spilled {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
+        }
+    }
+
     /// Runs `f` on a warm instance under the deadline. A trapped instance is thrown away.
     pub async fn call<R>(
         &self,
@@ -228,7 +282,7 @@ impl<B: Bindings> Loaded<B> {
                 _ => return Err(CallError::Overloaded),
             },
         };
-        let warm = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let warm = self.take_warm().or_else(|| self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop());
         let (mut store, bindings) = match warm {
             Some(w) => w,
             None => {
@@ -247,7 +301,7 @@ impl<B: Bindings> Loaded<B> {
         self.metrics.seconds.record(start.elapsed().as_secs_f64());
         match result {
             Ok(value) => {
-                self.idle.lock().unwrap_or_else(|p| p.into_inner()).push((store, bindings));
+                self.keep_warm((store, bindings));
                 self.metrics.ok.increment(1);
                 Ok(value)
             }

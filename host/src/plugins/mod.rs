@@ -3,6 +3,7 @@
 
 pub mod bindings;
 pub mod counters;
+pub mod handles;
 pub mod loaded;
 pub mod runtime;
 pub mod stage;

@@ -1,11 +1,15 @@
 //! The four stages, and how each one's generated bindings are instantiated, smoke-tested and
 //! called.
 
+use std::sync::Arc;
+
 use wasmtime::Store;
-use wasmtime::component::InstancePre;
+use wasmtime::component::{InstancePre, Resource};
 
 use super::bindings::{authenticator, authorizer, rate_limiter, types, usage_enricher};
+use super::handles::{KeyRef, PolicyRequest, RequestRef};
 use super::store_data::StoreData;
+use crate::keys::store::KeyRecord;
 
 /// A pipeline stage a plugin serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, utoipa::ToSchema)]
@@ -53,37 +57,120 @@ pub trait Bindings: Sized + Send + 'static {
     fn smoke(&self, store: &mut Store<StoreData>) -> wasmtime::Result<()>;
 }
 
-pub fn sample_request() -> types::RequestInfo {
-    types::RequestInfo {
+/// What a smoke call lends the plugin.
+fn sample_request() -> Arc<PolicyRequest> {
+    Arc::new(PolicyRequest {
         method: "SMOKE".into(),
         route: "/v1/smoke".into(),
         path: "/v1/smoke".into(),
         module: "smoke".into(),
         operation: types::Operation::Read,
-        headers: Vec::new(),
+        headers: Default::default(),
         client_ip: "127.0.0.1".into(),
-        scheme: "http".into(),
+        scheme: "http",
         time_ms: 0,
+    })
+}
+
+fn sample_key() -> Arc<KeyRecord> {
+    Arc::new(KeyRecord {
+        id: "key_smoke".into(),
+        tenant_id: "ten_smoke".into(),
+        tenant_slug: "smoke".into(),
+        name: "smoke".into(),
+        environment: crate::keys::Environment::Test,
+        grants: Default::default(),
+        limits: Default::default(),
+        burst_window_seconds: 1,
+        ip_allowlist: Vec::new(),
+        expires_at: None,
+        revoked_at: None,
+        require_https: false,
+        send_retry_after: true,
+        send_rate_limit_headers: true,
+        timezone: "UTC".into(),
+        last_used: Default::default(),
+    })
+}
+
+/// Puts `value` in the store's table for the length of a call.
+fn lend<T: Send + 'static>(s: &mut Store<StoreData>, value: T) -> wasmtime::Result<Resource<T>> {
+    Ok(s.data_mut().table.push(value)?)
+}
+
+/// The handle a call passes as `borrow<T>`.
+fn borrowed<T: 'static>(r: &Resource<T>) -> Resource<T> {
+    Resource::new_borrow(r.rep())
+}
+
+fn take_back<T: 'static>(s: &mut Store<StoreData>, r: Resource<T>) -> wasmtime::Result<T> {
+    Ok(s.data_mut().table.delete(r)?)
+}
+
+/// The authenticate call: the key the plugin chose, or its refusal.
+pub fn authenticate(
+    b: &authenticator::Authenticator,
+    s: &mut Store<StoreData>,
+    request: &Arc<PolicyRequest>,
+) -> wasmtime::Result<Result<Arc<KeyRecord>, types::Denial>> {
+    let r = lend(s, RequestRef(request.clone()))?;
+    let out = b.angage_policy_authenticate().call_authenticate(&mut *s, borrowed(&r))?;
+    take_back(s, r)?;
+    match out {
+        Ok(key) => Ok(Ok(take_back(s, key)?.0)),
+        Err(denial) => Ok(Err(denial)),
     }
 }
 
-pub fn sample_principal() -> types::Principal {
-    types::Principal {
-        key_id: "key_smoke".into(),
-        tenant_id: "ten_smoke".into(),
-        tenant: "smoke".into(),
-        environment: "test".into(),
-        app_name: "smoke".into(),
-        grants: Vec::new(),
-        limits: types::Limits {
-            per_second: None,
-            per_minute: None,
-            per_hour: None,
-            per_day: None,
-            burst: None,
-            burst_window_seconds: 1,
-        },
+/// The authorize call.
+pub fn authorize(
+    b: &authorizer::Authorizer,
+    s: &mut Store<StoreData>,
+    key: &Arc<KeyRecord>,
+    request: &Arc<PolicyRequest>,
+) -> wasmtime::Result<Result<(), types::Denial>> {
+    let k = lend(s, KeyRef(key.clone()))?;
+    let r = lend(s, RequestRef(request.clone()))?;
+    let out = b.angage_policy_authorize().call_authorize(&mut *s, borrowed(&k), borrowed(&r))?;
+    take_back(s, r)?;
+    take_back(s, k)?;
+    Ok(out)
+}
+
+/// The rate-limit call: `cost` units against `limits`.
+pub fn check(
+    b: &rate_limiter::RateLimiter,
+    s: &mut Store<StoreData>,
+    key: &Arc<KeyRecord>,
+    request: &Arc<PolicyRequest>,
+    cost: u64,
+    limits: types::Limits,
+) -> wasmtime::Result<types::RateDecision> {
+    let k = lend(s, KeyRef(key.clone()))?;
+    let r = lend(s, RequestRef(request.clone()))?;
+    let out = b.angage_policy_rate_limit().call_check(&mut *s, borrowed(&k), borrowed(&r), cost, limits)?;
+    take_back(s, r)?;
+    take_back(s, k)?;
+    Ok(out)
+}
+
+/// The enrich-usage call.
+pub fn enrich(
+    b: &usage_enricher::UsageEnricher,
+    s: &mut Store<StoreData>,
+    request: &Arc<PolicyRequest>,
+    key: Option<&Arc<KeyRecord>>,
+    draft: &types::UsageEvent,
+) -> wasmtime::Result<types::UsageEvent> {
+    let k = key.map(|k| lend(s, KeyRef(k.clone()))).transpose()?;
+    let r = lend(s, RequestRef(request.clone()))?;
+    let out =
+        b.angage_policy_enrich_usage().call_enrich(&mut *s, borrowed(&r), k.as_ref().map(borrowed), draft)?;
+    take_back(s, r)?;
+    if let Some(k) = k {
+        take_back(s, k)?;
     }
+    Ok(out)
 }
 
 impl Bindings for authenticator::Authenticator {
@@ -96,7 +183,7 @@ impl Bindings for authenticator::Authenticator {
         self.angage_policy_authenticate().call_info(store)
     }
     fn smoke(&self, store: &mut Store<StoreData>) -> wasmtime::Result<()> {
-        self.angage_policy_authenticate().call_authenticate(store, &sample_request()).map(drop)
+        authenticate(self, store, &sample_request()).map(drop)
     }
 }
 
@@ -110,7 +197,7 @@ impl Bindings for authorizer::Authorizer {
         self.angage_policy_authorize().call_info(store)
     }
     fn smoke(&self, store: &mut Store<StoreData>) -> wasmtime::Result<()> {
-        self.angage_policy_authorize().call_authorize(store, &sample_principal(), &sample_request()).map(drop)
+        authorize(self, store, &sample_key(), &sample_request()).map(drop)
     }
 }
 
@@ -124,10 +211,9 @@ impl Bindings for rate_limiter::RateLimiter {
         self.angage_policy_rate_limit().call_info(store)
     }
     fn smoke(&self, store: &mut Store<StoreData>) -> wasmtime::Result<()> {
-        let principal = sample_principal();
-        let request =
-            types::RateRequest { limits: principal.limits, principal, request: sample_request(), cost: 1 };
-        self.angage_policy_rate_limit().call_check(store, &request).map(drop)
+        let key = sample_key();
+        let limits = super::handles::key_state(&key).limits;
+        check(self, store, &key, &sample_request(), 1, limits).map(drop)
     }
 }
 
@@ -141,13 +227,16 @@ impl Bindings for usage_enricher::UsageEnricher {
         self.angage_policy_enrich_usage().call_info(store)
     }
     fn smoke(&self, store: &mut Store<StoreData>) -> wasmtime::Result<()> {
-        let exchange = types::Exchange {
-            request: sample_request(),
-            principal: None,
+        let draft = types::UsageEvent {
+            endpoint: "SMOKE /smoke".into(),
+            module: "smoke".into(),
+            key_id: None,
             status: 200,
+            status_class: "2xx".into(),
             error_code: None,
             latency_us: 1,
+            tags: Vec::new(),
         };
-        self.angage_policy_enrich_usage().call_enrich(store, &exchange).map(drop)
+        enrich(self, store, &sample_request(), None, &draft).map(drop)
     }
 }

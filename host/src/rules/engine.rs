@@ -58,7 +58,8 @@ pub struct RuleKey {
     pub id: ImmutableString,
     pub name: ImmutableString,
     pub environment: ImmutableString,
-    pub grants: Vec<(String, String)>,
+    /// Module -> access, the key record's own map (read only when a rule asks).
+    pub grants: Arc<crate::keys::Grants>,
 }
 
 /// Calendar facts in the tenant's zone (`request.time` in a script).
@@ -155,7 +156,7 @@ fn register_request(engine: &mut Engine) {
         .register_get("grants", |k: &mut ScriptKey| -> Map {
             k.0.grants
                 .iter()
-                .map(|(module, access)| (module.as_str().into(), access.clone().into()))
+                .map(|(module, access)| (module.as_str().into(), access.as_str().into()))
                 .collect()
         });
     engine
@@ -375,7 +376,12 @@ mod tests {
     }
 
     fn key(env: &str) -> RuleKey {
-        RuleKey { id: "key_1".into(), name: "Analytics".into(), environment: env.into(), grants: vec![] }
+        RuleKey {
+            id: "key_1".into(),
+            name: "Analytics".into(),
+            environment: env.into(),
+            grants: Default::default(),
+        }
     }
 
     fn inputs(method: &str, route: &str, env: &str) -> Inputs {
@@ -441,7 +447,7 @@ mod tests {
         )
         .expect("compiles");
         let mut k = key("live");
-        k.grants.push(("orders".into(), "read".into()));
+        Arc::make_mut(&mut k.grants).insert("orders".into(), crate::keys::Access::Read);
         let out = run(&e, &ast, &Inputs::new(req("GET", "/v1/orders"), k), base()).expect("runs");
         assert_eq!(out, RuleLimits { per_minute: Some(200), cost: 2, ..RuleLimits::default() });
         let stringly = compile(&e, r#"fn rule(request, key, limits) { limits.burst = "many"; limits }"#)

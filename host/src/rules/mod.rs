@@ -307,7 +307,12 @@ pub fn sample_request() -> RuleRequest {
 }
 
 pub fn sample_key() -> RuleKey {
-    RuleKey { id: "key_sample".into(), name: "Sample".into(), environment: "live".into(), grants: Vec::new() }
+    RuleKey {
+        id: "key_sample".into(),
+        name: "Sample".into(),
+        environment: "live".into(),
+        grants: Default::default(),
+    }
 }
 
 pub fn sample_limits() -> RuleLimits {

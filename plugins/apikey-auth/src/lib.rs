@@ -13,14 +13,14 @@ use std::sync::OnceLock;
 
 use angage_plugin_sdk::cidr::Cidr;
 use angage_plugin_sdk::{
-    Authenticator, Denial, KeyRecord, PluginInfo, Principal, RequestInfo, header, host, keyfmt,
+    Authenticator, Denial, Environment, Key, KeyState, PluginInfo, Request, host, keyfmt,
 };
 
 pub struct ApiKeyAuth;
 
 struct Config {
     trusted_proxies: Vec<Cidr>,
-    environments: Vec<String>,
+    environments: Vec<Environment>,
 }
 
 fn config() -> &'static Config {
@@ -38,7 +38,15 @@ fn config() -> &'static Config {
                 .iter()
                 .filter_map(|c| Cidr::parse(c).ok())
                 .collect(),
-            environments: strings("environments").unwrap_or_else(|| vec!["live".into(), "test".into()]),
+            environments: strings("environments")
+                .unwrap_or_else(|| vec!["live".into(), "test".into()])
+                .iter()
+                .filter_map(|e| match e.as_str() {
+                    "live" => Some(Environment::Live),
+                    "test" => Some(Environment::Test),
+                    _ => None,
+                })
+                .collect(),
         }
     })
 }
@@ -47,58 +55,69 @@ fn deny(status: u16, code: &str, detail: impl Into<String>) -> Denial {
     Denial { status, code: code.into(), detail: detail.into() }
 }
 
-/// The presented credential, if any.
-fn credential(request: &RequestInfo) -> Option<&str> {
-    if let Some(auth) = header(request, "authorization") {
-        let (scheme, token) = auth.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim());
+fn environment_name(e: Environment) -> &'static str {
+    match e {
+        Environment::Live => "live",
+        Environment::Test => "test",
     }
-    header(request, "x-api-key").map(str::trim)
+}
+
+/// The presented credential, if any.
+fn credential(request: &Request) -> Option<String> {
+    if let Some(auth) = request.header("authorization") {
+        let (scheme, token) = auth.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
+    }
+    request.header("x-api-key").map(|k| k.trim().to_owned())
 }
 
 /// The client's address and scheme, believing forwarding headers only from trusted proxies.
-fn client(request: &RequestInfo, cfg: &Config) -> (Option<IpAddr>, String) {
-    let peer: Option<IpAddr> = request.client_ip.parse().ok();
+fn client(request: &Request, cfg: &Config) -> (Option<IpAddr>, String) {
+    let peer: Option<IpAddr> = request.client_ip().parse().ok();
     let trusted = |ip: &IpAddr| cfg.trusted_proxies.iter().any(|c| c.contains(*ip));
     if !peer.as_ref().is_some_and(trusted) {
-        return (peer, request.scheme.clone());
+        return (peer, request.scheme());
     }
     // The rightmost address that is not one of our proxies is the client.
-    let forwarded = header(request, "x-forwarded-for")
-        .map(|v| v.split(',').rev().filter_map(|a| a.trim().parse::<IpAddr>().ok()).find(|a| !trusted(a)))
-        .unwrap_or(None);
-    let scheme = header(request, "x-forwarded-proto")
-        .and_then(|p| p.split(',').next())
-        .map(|p| p.trim().to_ascii_lowercase())
-        .unwrap_or_else(|| request.scheme.clone());
+    let forwarded = request.header("x-forwarded-for").and_then(|v| {
+        v.split(',').rev().filter_map(|a| a.trim().parse::<IpAddr>().ok()).find(|a| !trusted(a))
+    });
+    let scheme = request
+        .header("x-forwarded-proto")
+        .and_then(|p| p.split(',').next().map(|p| p.trim().to_ascii_lowercase()))
+        .unwrap_or_else(|| request.scheme());
     (forwarded.or(peer), scheme)
 }
 
-fn check_record(record: &KeyRecord, request: &RequestInfo, cfg: &Config) -> Result<(), Denial> {
-    if record.revoked {
+fn check_key(key: &Key, state: &KeyState, request: &Request, cfg: &Config) -> Result<(), Denial> {
+    if state.revoked {
         return Err(deny(401, "revoked_api_key", "This API key has been revoked"));
     }
-    if record.expires_at_ms.is_some_and(|t| t <= host::now_ms()) {
+    if state.expires_at_ms.is_some_and(|t| t <= host::now_ms()) {
         return Err(deny(401, "expired_api_key", "This API key has expired"));
     }
-    if !cfg.environments.contains(&record.environment) {
+    if !cfg.environments.contains(&state.environment) {
         return Err(deny(
             401,
             "invalid_api_key",
-            format!("{} keys are not accepted by this server", record.environment),
+            format!("{} keys are not accepted by this server", environment_name(state.environment)),
         ));
     }
+    // The client's address and scheme are read only when the key's settings need them.
+    if !state.ip_restricted && !state.require_https {
+        return Ok(());
+    }
     let (ip, scheme) = client(request, cfg);
-    if !record.ip_allowlist.is_empty() {
+    if state.ip_restricted {
         let allowed = ip.is_some_and(|ip| {
-            record.ip_allowlist.iter().filter_map(|c| Cidr::parse(c).ok()).any(|c| c.contains(ip))
+            key.ip_allowlist().iter().filter_map(|c| Cidr::parse(c).ok()).any(|c| c.contains(ip))
         });
         if !allowed {
             let shown = ip.map_or_else(|| "unknown".to_owned(), |i| i.to_string());
             return Err(deny(403, "ip_not_allowed", format!("This API key may not be used from {shown}")));
         }
     }
-    if record.require_https && scheme != "https" {
+    if state.require_https && scheme != "https" {
         return Err(deny(403, "https_required", "This tenant accepts API requests over HTTPS only"));
     }
     Ok(())
@@ -109,31 +128,22 @@ impl Authenticator for ApiKeyAuth {
         PluginInfo { name: "apikey-auth".into(), version: env!("CARGO_PKG_VERSION").into() }
     }
 
-    fn authenticate(request: RequestInfo) -> Result<Principal, Denial> {
-        let Some(presented) = credential(&request).filter(|c| !c.is_empty()) else {
+    fn authenticate(request: &Request) -> Result<Key, Denial> {
+        let Some(presented) = credential(request).filter(|c| !c.is_empty()) else {
             return Err(deny(
                 401,
                 "missing_credentials",
                 "Send an API key as `Authorization: Bearer ak_...` or `X-API-Key: ak_...`",
             ));
         };
-        if let Err(e) = keyfmt::check(presented) {
+        if let Err(e) = keyfmt::check(&presented) {
             return Err(deny(401, "invalid_api_key", format!("Invalid API key: {e}")));
         }
-        let Some(record) = host::lookup_key(presented) else {
+        let Some(key) = host::lookup_key(&presented) else {
             return Err(deny(401, "invalid_api_key", "Invalid API key: no such key"));
         };
-        let cfg = config();
-        check_record(&record, &request, cfg)?;
-        Ok(Principal {
-            key_id: record.key_id,
-            tenant_id: record.tenant_id,
-            tenant: record.tenant,
-            environment: record.environment,
-            app_name: record.app_name,
-            grants: record.grants,
-            limits: record.limits,
-        })
+        check_key(&key, &key.state(), request, config())?;
+        Ok(key)
     }
 }
 
@@ -141,8 +151,7 @@ angage_plugin_sdk::export_authenticator!(ApiKeyAuth);
 
 #[cfg(test)]
 mod tests {
-    use angage_plugin_sdk::mock::MockHost;
-    use angage_plugin_sdk::{Header, Limits, Operation};
+    use angage_plugin_sdk::mock::{MockHost, MockKey, MockRequest};
 
     use super::*;
 
@@ -151,41 +160,8 @@ mod tests {
         format!("{head}{}", keyfmt::checksum(&head))
     }
 
-    fn record() -> KeyRecord {
-        KeyRecord {
-            key_id: "key_1".into(),
-            tenant_id: "ten_1".into(),
-            tenant: "demo".into(),
-            environment: "live".into(),
-            app_name: "app".into(),
-            grants: vec![],
-            limits: Limits {
-                per_second: None,
-                per_minute: None,
-                per_hour: None,
-                per_day: None,
-                burst: None,
-                burst_window_seconds: 5,
-            },
-            ip_allowlist: vec![],
-            expires_at_ms: None,
-            revoked: false,
-            require_https: false,
-        }
-    }
-
-    fn request(headers: &[(&str, &str)]) -> RequestInfo {
-        RequestInfo {
-            method: "GET".into(),
-            route: "/v1/customers".into(),
-            path: "/v1/customers".into(),
-            module: "customers".into(),
-            operation: Operation::Read,
-            headers: headers.iter().map(|(n, v)| Header { name: (*n).into(), value: (*v).into() }).collect(),
-            client_ip: "127.0.0.1".into(),
-            scheme: "http".into(),
-            time_ms: 0,
-        }
+    fn request(headers: &[(&str, &str)]) -> Request {
+        headers.iter().fold(MockRequest::new("GET", "/v1/customers"), |r, (n, v)| r.with_header(n, v)).build()
     }
 
     #[test]
@@ -194,18 +170,23 @@ mod tests {
         let revoked = key('b');
         let expired = key('c');
         let walled = key('d');
+        let mut revoked_key = MockKey::new("key_2");
+        revoked_key.state.revoked = true;
+        let mut expired_key = MockKey::new("key_3");
+        expired_key.state.expires_at_ms = Some(1_000);
         let host = MockHost::new()
             .with_time_ms(1_000)
-            .with_key(&good, record())
-            .with_key(&revoked, KeyRecord { revoked: true, ..record() })
-            .with_key(&expired, KeyRecord { expires_at_ms: Some(1_000), ..record() })
-            .with_key(&walled, KeyRecord { ip_allowlist: vec!["10.0.0.0/8".into()], ..record() });
+            .with_key(&good, MockKey::new("key_1"))
+            .with_key(&revoked, revoked_key)
+            .with_key(&expired, expired_key)
+            .with_key(&walled, MockKey::new("key_4").with_ip_allowlist(&["10.0.0.0/8"]));
         host.install();
-        let code = |h: &[(&str, &str)]| ApiKeyAuth::authenticate(request(h)).err().map(|d| d.code);
+        let code = |h: &[(&str, &str)]| ApiKeyAuth::authenticate(&request(h)).err().map(|d| d.code);
         assert_eq!(code(&[]), Some("missing_credentials".into()));
         let bearer = format!("Bearer {good}");
         assert_eq!(code(&[("authorization", &bearer)]), None);
-        assert_eq!(code(&[("x-api-key", &good)]), None);
+        let found = ApiKeyAuth::authenticate(&request(&[("x-api-key", &good)])).expect("authenticated");
+        assert_eq!(found.id(), "key_1", "the key the host looked up is the caller");
         let mut typo = good.clone();
         typo.replace_range(10..11, "b");
         assert_eq!(code(&[("x-api-key", &typo)]), Some("invalid_api_key".into()));
@@ -214,5 +195,29 @@ mod tests {
         assert_eq!(code(&[("x-api-key", &revoked)]), Some("revoked_api_key".into()));
         assert_eq!(code(&[("x-api-key", &expired)]), Some("expired_api_key".into()));
         assert_eq!(code(&[("x-api-key", &walled)]), Some("ip_not_allowed".into()));
+    }
+
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_proxies() {
+        let good = key('a');
+        let mut https_only = MockKey::new("key_1").with_ip_allowlist(&["203.0.113.0/24"]);
+        https_only.state.require_https = true;
+        MockHost::new().with_key(&good, https_only).install();
+        let via_proxy = |peer: &str| {
+            MockRequest::new("GET", "/v1/customers")
+                .with_header("x-api-key", &good)
+                .with_header("x-forwarded-for", "203.0.113.7")
+                .with_header("x-forwarded-proto", "https")
+                .with_client_ip(peer)
+                .build()
+        };
+        let code = |r: &Request| ApiKeyAuth::authenticate(r).err().map(|d| d.code);
+        // Without configured proxies the peer's own address and scheme decide.
+        assert_eq!(code(&via_proxy("10.1.2.3")), Some("ip_not_allowed".into()));
+        let direct = MockRequest::new("GET", "/v1/customers")
+            .with_header("x-api-key", &good)
+            .with_client_ip("203.0.113.9")
+            .build();
+        assert_eq!(code(&direct), Some("https_required".into()));
     }
 }

@@ -1,18 +1,12 @@
 //! Built-in authorizer: the route decides the module, the method the access needed, and the
 //! key's grants must cover it. Refusals are 403 `insufficient_scope` naming both.
+//!
+//! A request that passes costs three questions to the host (the module, the operation and the
+//! key's access to that module); the method and route are read only to word a refusal.
 
-use angage_plugin_sdk::{Access, Authorizer, Denial, PluginInfo, Principal, RequestInfo};
+use angage_plugin_sdk::{Access, Authorizer, Denial, Key, Operation, PluginInfo, Request};
 
 pub struct ModuleScopes;
-
-/// `/v1/customers/{id}` belongs to `customers`; anything else falls back to the host's guess.
-pub fn module_of(route: &str) -> Option<&str> {
-    route.strip_prefix("/v1/")?.split('/').next().filter(|m| !m.is_empty())
-}
-
-fn needs_write(method: &str) -> bool {
-    !matches!(method, "GET" | "HEAD" | "OPTIONS")
-}
 
 fn name(access: Access) -> &'static str {
     match access {
@@ -27,10 +21,10 @@ impl Authorizer for ModuleScopes {
         PluginInfo { name: "module-scopes".into(), version: env!("CARGO_PKG_VERSION").into() }
     }
 
-    fn authorize(principal: Principal, request: RequestInfo) -> Result<(), Denial> {
-        let module = module_of(&request.route).unwrap_or(&request.module);
-        let granted = principal.grants.iter().find(|g| g.module == module).map_or(Access::None, |g| g.access);
-        let write = needs_write(&request.method);
+    fn authorize(key: &Key, request: &Request) -> Result<(), Denial> {
+        let module = request.module();
+        let write = request.operation() == Operation::Write;
+        let granted = key.access(&module);
         let ok = match granted {
             Access::ReadWrite => true,
             Access::Read => !write,
@@ -46,8 +40,8 @@ impl Authorizer for ModuleScopes {
             detail: format!(
                 "This key has {} access to {module}; {} {} needs {needed} access to {module}",
                 name(granted),
-                request.method,
-                request.route
+                request.method(),
+                request.route()
             ),
         })
     }
@@ -57,46 +51,15 @@ angage_plugin_sdk::export_authorizer!(ModuleScopes);
 
 #[cfg(test)]
 mod tests {
-    use angage_plugin_sdk::{Grant, Limits, Operation};
+    use angage_plugin_sdk::mock::{MockKey, MockRequest};
 
     use super::*;
 
-    fn principal(grants: &[(&str, Access)]) -> Principal {
-        Principal {
-            key_id: "k".into(),
-            tenant_id: "t".into(),
-            tenant: "demo".into(),
-            environment: "live".into(),
-            app_name: "a".into(),
-            grants: grants.iter().map(|(m, a)| Grant { module: (*m).into(), access: *a }).collect(),
-            limits: Limits {
-                per_second: None,
-                per_minute: None,
-                per_hour: None,
-                per_day: None,
-                burst: None,
-                burst_window_seconds: 5,
-            },
-        }
-    }
-
-    fn request(method: &str, route: &str) -> RequestInfo {
-        RequestInfo {
-            method: method.into(),
-            route: route.into(),
-            path: route.into(),
-            module: "other".into(),
-            operation: Operation::Read,
-            headers: vec![],
-            client_ip: "127.0.0.1".into(),
-            scheme: "http".into(),
-            time_ms: 0,
-        }
-    }
-
     #[test]
     fn grants_decide_by_module_and_method() {
-        let p = principal(&[("orders", Access::Read), ("customers", Access::ReadWrite)]);
+        let key = MockKey::new("k")
+            .with_grants(&[("orders", Access::Read), ("customers", Access::ReadWrite)])
+            .build();
         let table = [
             ("GET", "/v1/orders", true),
             ("GET", "/v1/orders/{id}", true),
@@ -106,10 +69,11 @@ mod tests {
             ("GET", "/v1/invoices", false),
         ];
         for (method, route, allowed) in table {
-            let result = ModuleScopes::authorize(p.clone(), request(method, route));
+            let result = ModuleScopes::authorize(&key, &MockRequest::new(method, route).build());
             assert_eq!(result.is_ok(), allowed, "{method} {route}");
         }
-        let denial = ModuleScopes::authorize(p, request("POST", "/v1/orders")).expect_err("refused");
+        let denial = ModuleScopes::authorize(&key, &MockRequest::new("POST", "/v1/orders").build())
+            .expect_err("refused");
         assert_eq!(denial.code, "insufficient_scope");
         assert_eq!(
             denial.detail,

@@ -1,8 +1,8 @@
-//! Built-in usage enricher: endpoint template, module, key, status class, error code and
-//! latency, plus client tags: the SDK or tool and its version read from `User-Agent`, the key's
-//! environment and application name.
+//! Built-in usage enricher: keeps the host's draft (endpoint template, module, key, status
+//! class, error code, latency) and adds client tags: the SDK or tool and its version read from
+//! `User-Agent`, the key's environment and application name.
 
-use angage_plugin_sdk::{Exchange, PluginInfo, Tag, UsageEnricher, UsageEvent, header};
+use angage_plugin_sdk::{Environment, Key, PluginInfo, Request, Tag, UsageEnricher, UsageEvent};
 
 pub struct UsageEnrich;
 
@@ -41,28 +41,20 @@ impl UsageEnricher for UsageEnrich {
         PluginInfo { name: "usage-enrich".into(), version: env!("CARGO_PKG_VERSION").into() }
     }
 
-    fn enrich(exchange: Exchange) -> UsageEvent {
-        let req = &exchange.request;
-        let route = req.route.strip_prefix("/v1").unwrap_or(&req.route);
-        let mut tags = Vec::new();
-        if let Some((sdk, version)) = header(req, "user-agent").and_then(client_of) {
-            tags.push(Tag { key: "sdk".into(), value: sdk });
-            tags.push(Tag { key: "sdk_version".into(), value: version });
+    fn enrich(request: &Request, key: Option<&Key>, mut event: UsageEvent) -> UsageEvent {
+        if let Some((sdk, version)) = request.header("user-agent").as_deref().and_then(client_of) {
+            event.tags.push(Tag { key: "sdk".into(), value: sdk });
+            event.tags.push(Tag { key: "sdk_version".into(), value: version });
         }
-        if let Some(p) = &exchange.principal {
-            tags.push(Tag { key: "environment".into(), value: p.environment.clone() });
-            tags.push(Tag { key: "app".into(), value: p.app_name.clone() });
+        if let Some(key) = key {
+            let environment = match key.state().environment {
+                Environment::Live => "live",
+                Environment::Test => "test",
+            };
+            event.tags.push(Tag { key: "environment".into(), value: environment.into() });
+            event.tags.push(Tag { key: "app".into(), value: key.app_name() });
         }
-        UsageEvent {
-            endpoint: format!("{} {route}", req.method),
-            module: req.module.clone(),
-            key_id: exchange.principal.as_ref().map(|p| p.key_id.clone()),
-            status: exchange.status,
-            status_class: format!("{}xx", exchange.status / 100),
-            error_code: exchange.error_code.clone(),
-            latency_us: exchange.latency_us,
-            tags,
-        }
+        event
     }
 }
 
@@ -70,7 +62,37 @@ angage_plugin_sdk::export_usage_enricher!(UsageEnrich);
 
 #[cfg(test)]
 mod tests {
-    use super::client_of;
+    use angage_plugin_sdk::mock::{MockKey, MockRequest};
+
+    use super::*;
+
+    #[test]
+    fn the_draft_is_kept_and_client_tags_added() {
+        let request = MockRequest::new("GET", "/v1/customers/{id}")
+            .with_header("user-agent", "python-requests/2.31.0")
+            .build();
+        let key = MockKey::new("key_1").test_environment().build();
+        let draft = UsageEvent {
+            endpoint: "GET /customers/{id}".into(),
+            module: "customers".into(),
+            key_id: Some("key_1".into()),
+            status: 404,
+            status_class: "4xx".into(),
+            error_code: Some("not_found".into()),
+            latency_us: 120,
+            tags: Vec::new(),
+        };
+        let event = UsageEnrich::enrich(&request, Some(&key), draft);
+        assert_eq!(event.endpoint, "GET /customers/{id}");
+        assert_eq!((event.module.as_str(), event.key_id.as_deref()), ("customers", Some("key_1")));
+        assert_eq!((event.status_class.as_str(), event.error_code.as_deref()), ("4xx", Some("not_found")));
+        let tags: Vec<(String, String)> = event.tags.into_iter().map(|t| (t.key, t.value)).collect();
+        assert_eq!(
+            tags,
+            [("sdk", "python-requests"), ("sdk_version", "2.31.0"), ("environment", "test"), ("app", "app")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+    }
 
     #[test]
     fn user_agents_become_client_tags() {

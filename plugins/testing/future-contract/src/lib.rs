@@ -1,11 +1,11 @@
-//! Test fixture: an authorizer for `angage:policy@2.0.0`, which this host does not speak.
+//! Test fixture: an authorizer for `angage:policy@3.0.0`, which this host does not speak.
 
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code, missing_docs)]
 mod bindings {
     wit_bindgen::generate!({
         inline: "
-            package angage:policy@2.0.0;
+            package angage:policy@3.0.0;
             interface authorize {
                 authorize: func(token: string) -> bool;
             }
@@ -28,4 +28,4 @@ mod bindings {
 }
 
 /// Present so the crate has something to build natively.
-pub const CONTRACT: &str = "angage:policy@2.0.0";
+pub const CONTRACT: &str = "angage:policy@3.0.0";

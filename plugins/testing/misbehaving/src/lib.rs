@@ -2,7 +2,7 @@
 //! `loop` (never returns), `trap` (panics), `grow` (allocates without bound), `ok` (allows).
 //! The host must contain each one.
 
-use angage_plugin_sdk::{Authorizer, Denial, PluginInfo, Principal, RequestInfo, host};
+use angage_plugin_sdk::{Authorizer, Denial, Key, PluginInfo, Request, host};
 
 pub struct Misbehaving;
 
@@ -11,10 +11,10 @@ impl Authorizer for Misbehaving {
         PluginInfo { name: "misbehaving".into(), version: env!("CARGO_PKG_VERSION").into() }
     }
 
-    fn authorize(_: Principal, request: RequestInfo) -> Result<(), Denial> {
+    fn authorize(_: &Key, request: &Request) -> Result<(), Denial> {
         let config: serde_json::Value = serde_json::from_str(&host::config()).unwrap_or_default();
         // The smoke call at load time (method "SMOKE") must pass so the plugin is installed.
-        if request.method == "SMOKE" {
+        if request.method() == "SMOKE" {
             return Ok(());
         }
         match config["mode"].as_str().unwrap_or("ok") {

@@ -1,0 +1,195 @@
+//! The request and key the host lends plugins as WIT resources. A stage call puts them in its
+//! store's resource table for the length of the call; a plugin reads fields through the
+//! methods below, so only what it asks for is copied into its memory.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+use wasmtime::component::Resource;
+
+use super::bindings::types;
+use super::store_data::StoreData;
+use crate::keys::store::KeyRecord;
+use crate::keys::{Access, Environment, Limits};
+
+/// What the host knows about a request before any stage runs; the stages and the tenant's
+/// rule share one copy.
+#[derive(Debug)]
+pub struct PolicyRequest {
+    pub method: String,
+    /// The matched route template, e.g. `/v1/customers/{id}`.
+    pub route: String,
+    pub path: String,
+    /// The module the route belongs to (`customers`, ...).
+    pub module: String,
+    pub operation: types::Operation,
+    pub headers: HeaderMap,
+    /// The TCP peer's address.
+    pub client_ip: String,
+    pub scheme: &'static str,
+    pub time_ms: i64,
+}
+
+impl PolicyRequest {
+    /// The module of a `/v1/<module>/...` route; empty for any other path.
+    pub fn module_of(route: &str) -> &str {
+        route.split('/').nth(2).unwrap_or("")
+    }
+
+    /// GET, HEAD and OPTIONS read; every other method writes.
+    pub fn operation_of(method: &str) -> types::Operation {
+        if matches!(method, "GET" | "HEAD" | "OPTIONS") {
+            types::Operation::Read
+        } else {
+            types::Operation::Write
+        }
+    }
+}
+
+/// A request lent to a plugin.
+pub struct RequestRef(pub Arc<PolicyRequest>);
+
+/// A key handed to a plugin (by `lookup-key`) or lent to it (as the caller).
+pub struct KeyRef(pub Arc<KeyRecord>);
+
+impl StoreData {
+    fn request(&self, r: &Resource<RequestRef>) -> wasmtime::Result<&PolicyRequest> {
+        Ok(&self.table.get(r)?.0)
+    }
+
+    fn key(&self, k: &Resource<KeyRef>) -> wasmtime::Result<&KeyRecord> {
+        Ok(&self.table.get(k)?.0)
+    }
+}
+
+impl types::HostRequest for StoreData {
+    fn method(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.method.clone())
+    }
+
+    fn route(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.route.clone())
+    }
+
+    fn path(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.path.clone())
+    }
+
+    fn module(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.module.clone())
+    }
+
+    fn operation(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<types::Operation> {
+        Ok(self.request(&r)?.operation)
+    }
+
+    fn header(&mut self, r: Resource<RequestRef>, name: String) -> wasmtime::Result<Option<String>> {
+        // `HeaderMap` matches names without regard to case.
+        let value = self.request(&r)?.headers.get(name.as_str());
+        Ok(value.and_then(|v| v.to_str().ok()).map(str::to_owned))
+    }
+
+    fn headers(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<Vec<types::Header>> {
+        let headers = &self.request(&r)?.headers;
+        Ok(headers
+            .iter()
+            .filter_map(|(n, v)| {
+                v.to_str().ok().map(|v| types::Header { name: n.as_str().to_owned(), value: v.to_owned() })
+            })
+            .collect())
+    }
+
+    fn client_ip(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.client_ip.clone())
+    }
+
+    fn scheme(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<String> {
+        Ok(self.request(&r)?.scheme.to_owned())
+    }
+
+    fn time_ms(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<i64> {
+        Ok(self.request(&r)?.time_ms)
+    }
+
+    fn drop(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<()> {
+        self.table.delete(r)?;
+        Ok(())
+    }
+}
+
+impl types::HostKey for StoreData {
+    fn id(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<String> {
+        Ok(self.key(&k)?.id.clone())
+    }
+
+    fn tenant_id(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<String> {
+        Ok(self.key(&k)?.tenant_id.clone())
+    }
+
+    fn tenant(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<String> {
+        Ok(self.key(&k)?.tenant_slug.clone())
+    }
+
+    fn app_name(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<String> {
+        Ok(self.key(&k)?.name.clone())
+    }
+
+    fn state(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<types::KeyState> {
+        Ok(key_state(self.key(&k)?))
+    }
+
+    fn access(&mut self, k: Resource<KeyRef>, module: String) -> wasmtime::Result<types::Access> {
+        Ok(self.key(&k)?.grants.get(&module).map_or(types::Access::None, |a| to_wit_access(*a)))
+    }
+
+    fn grants(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<Vec<types::Grant>> {
+        let grants = &self.key(&k)?.grants;
+        Ok(grants
+            .iter()
+            .map(|(module, access)| types::Grant { module: module.clone(), access: to_wit_access(*access) })
+            .collect())
+    }
+
+    fn ip_allowlist(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<Vec<String>> {
+        Ok(self.key(&k)?.ip_allowlist.iter().map(ToString::to_string).collect())
+    }
+
+    fn drop(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<()> {
+        self.table.delete(k)?;
+        Ok(())
+    }
+}
+
+pub fn key_state(r: &KeyRecord) -> types::KeyState {
+    types::KeyState {
+        environment: match r.environment {
+            Environment::Live => types::Environment::Live,
+            Environment::Test => types::Environment::Test,
+        },
+        revoked: r.revoked_at.is_some(),
+        expires_at_ms: r.expires_at,
+        require_https: r.require_https,
+        ip_restricted: !r.ip_allowlist.is_empty(),
+        limits: to_wit_limits(&r.limits, r.burst_window_seconds),
+    }
+}
+
+fn to_wit_access(a: Access) -> types::Access {
+    match a {
+        Access::None => types::Access::None,
+        Access::Read => types::Access::Read,
+        Access::ReadWrite => types::Access::ReadWrite,
+    }
+}
+
+pub fn to_wit_limits(l: &Limits, burst_window_seconds: i64) -> types::Limits {
+    let u = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
+    types::Limits {
+        per_second: u(l.per_second),
+        per_minute: u(l.per_minute),
+        per_hour: u(l.per_hour),
+        per_day: u(l.per_day),
+        burst: u(l.burst),
+        burst_window_seconds: u64::try_from(burst_window_seconds).unwrap_or(1),
+    }
+}
