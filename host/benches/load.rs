@@ -180,11 +180,22 @@ impl Server {
                         _ => client.get(format!("{base}/v1/customers/{customer_id}")),
                     };
                     let ok = match req.bearer_auth(&key).send().await {
+                        Ok(resp) if resp.status().is_success() => {
+                            answered += 1;
+                            resp.bytes().await.is_ok()
+                        }
                         Ok(resp) => {
                             answered += 1;
-                            resp.status().is_success() && resp.bytes().await.is_ok()
+                            // Say what failed: a refusal's problem+json names its code.
+                            let status = resp.status();
+                            let body = resp.text().await.unwrap_or_default();
+                            eprintln!("failed: {status} {}", body.chars().take(200).collect::<String>());
+                            false
                         }
-                        Err(_) => false,
+                        Err(e) => {
+                            eprintln!("failed: {e}");
+                            false
+                        }
                     };
                     if ok {
                         latencies.push(start.elapsed().as_micros() as u64);

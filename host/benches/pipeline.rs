@@ -75,6 +75,8 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
             client_ip: "127.0.0.1".into(),
             scheme: "http",
             time_ms: 0,
+            // The plugin's lookup goes through the key cache (hash, then the map).
+            prefetched: None,
         });
         Fixture { plugins, request }
     });

@@ -25,6 +25,7 @@ struct State {
     logs: Vec<(Level, String)>,
     metrics: HashMap<String, u64>,
     lookups: usize,
+    counter_reads: usize,
 }
 
 thread_local! {
@@ -75,6 +76,11 @@ impl MockHost {
     /// How many times the plugin asked to look a key up.
     pub fn lookups(&self) -> usize {
         self.state.borrow().lookups
+    }
+
+    /// How many times the plugin read counters (`get_counters` calls).
+    pub fn counter_reads(&self) -> usize {
+        self.state.borrow().counter_reads
     }
 
     /// A metric's total.
@@ -347,6 +353,7 @@ pub mod native {
 
     pub fn get_counters(keys: &[String]) -> Vec<u64> {
         with(|s| {
+            s.counter_reads += 1;
             let now = s.now_ms;
             keys.iter().map(|k| s.counters.get(k).filter(|c| c.1 > now).map_or(0, |c| c.0)).collect()
         })

@@ -16,15 +16,11 @@ use crate::config::FailMode;
 use crate::keys::cache::Lookup;
 use crate::keys::store::KeyRecord;
 use crate::plugins::bindings::types;
-use crate::plugins::handles::{PolicyRequest, key_state};
+use crate::plugins::handles::{PolicyRequest, Prefetched, key_state};
 use crate::plugins::{CallError, Stage, stage};
 use crate::resources::store::TenantId;
 use crate::rules::{Inputs, RuleKey, RuleLimits, RuleRequest};
 use crate::usage::UsageRecord;
-
-/// The key the pipeline let through; handlers read the tenant from it.
-#[derive(Debug, Clone)]
-pub struct Caller(pub Arc<KeyRecord>);
 
 pub async fn run(
     State(state): State<AppState>,
@@ -37,16 +33,17 @@ pub async fn run(
     let route = matched.map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     let peer =
         req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
-    let info = policy_request(&req, route, peer, now);
     // Warm the key cache without blocking a worker inside the plugin call; a known key also
     // lets a refusal (revoked, expired, ...) count in its tenant's usage.
-    let known = match credential(req.headers()) {
+    let prefetched = match credential(req.headers()) {
         Some(presented) => match state.keys.lookup(&state.db, presented, now).await {
-            Ok(Lookup::Found(record)) => Some(record),
+            Ok(Lookup::Found(record)) => Some(Prefetched { presented: presented.to_owned(), key: record }),
             _ => None,
         },
         None => None,
     };
+    let known = prefetched.as_ref().map(|p| p.key.clone());
+    let info = policy_request(&req, route, peer, now, prefetched);
     let latency_override =
         state.latency_header.then(|| header_u64(req.headers(), "x-test-latency-us")).flatten();
     let start = Stopwatch { start, latency_override, known };
@@ -83,8 +80,8 @@ pub async fn run(
         }
     };
     let key_limits = key_state(&principal).limits;
-    let inputs = Inputs::new(rule_request(&info, &tenant_settings.timezone), rule_key(&principal));
-    let evaluated = state.rules.evaluate(&principal.tenant_id, &inputs, rule_limits(&key_limits));
+    let inputs = || Inputs::new(rule_request(&info, &tenant_settings.timezone), rule_key(&principal));
+    let evaluated = state.rules.evaluate(&principal.tenant_id, inputs, rule_limits(&key_limits));
     let l = evaluated.limits;
     let limits = types::Limits {
         per_second: l.per_second,
@@ -124,7 +121,6 @@ pub async fn run(
     }
 
     req.extensions_mut().insert(TenantId(principal.tenant_id.clone()));
-    req.extensions_mut().insert(Caller(principal.clone()));
     let mut response = next.run(req).await;
     if let (Some(d), true) = (&decision, headers_on) {
         rate_headers(response.headers_mut(), d);
@@ -318,7 +314,13 @@ fn credential(headers: &HeaderMap) -> Option<&str> {
     headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-fn policy_request(req: &Request, route: String, client_ip: String, now: i64) -> Arc<PolicyRequest> {
+fn policy_request(
+    req: &Request,
+    route: String,
+    client_ip: String,
+    now: i64,
+    prefetched: Option<Prefetched>,
+) -> Arc<PolicyRequest> {
     let method = req.method().as_str().to_owned();
     Arc::new(PolicyRequest {
         module: PolicyRequest::module_of(&route).to_owned(),
@@ -330,6 +332,7 @@ fn policy_request(req: &Request, route: String, client_ip: String, now: i64) -> 
         client_ip,
         scheme: if req.uri().scheme_str() == Some("https") { "https" } else { "http" },
         time_ms: now,
+        prefetched,
     })
 }
 

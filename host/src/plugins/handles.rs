@@ -14,7 +14,6 @@ use crate::keys::{Access, Environment, Limits};
 
 /// What the host knows about a request before any stage runs; the stages and the tenant's
 /// rule share one copy.
-#[derive(Debug)]
 pub struct PolicyRequest {
     pub method: String,
     /// The matched route template, e.g. `/v1/customers/{id}`.
@@ -28,6 +27,26 @@ pub struct PolicyRequest {
     pub client_ip: String,
     pub scheme: &'static str,
     pub time_ms: i64,
+    /// The key the pipeline already looked up for the request's credential.
+    pub prefetched: Option<Prefetched>,
+}
+
+/// A credential the host has resolved: `lookup-key` for the same string during this request
+/// answers with the key without hashing it again.
+pub struct Prefetched {
+    pub presented: String,
+    pub key: Arc<KeyRecord>,
+}
+
+// Headers and the credential hold the caller's secret: never printed.
+impl std::fmt::Debug for PolicyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyRequest")
+            .field("method", &self.method)
+            .field("route", &self.route)
+            .field("client_ip", &self.client_ip)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PolicyRequest {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
+use super::permits::Permits;
 use super::stage::Bindings;
 use super::store_data::{HostCtx, StoreData};
 
@@ -106,7 +107,7 @@ pub struct Loaded<B> {
     metrics: CallMetrics,
     pre: InstancePre<StoreData>,
     idle: Mutex<Vec<(Store<StoreData>, B)>>,
-    permits: tokio::sync::Semaphore,
+    permits: Permits,
     engine: Engine,
     config: Arc<str>,
     ctx: Arc<HostCtx>,
@@ -156,7 +157,7 @@ pub fn load<B: Bindings>(
         },
         pre,
         idle: Mutex::new(vec![(store, bindings)]),
-        permits: tokio::sync::Semaphore::new(budget.max_instances),
+        permits: Permits::new(budget.max_instances),
         engine: engine.clone(),
         config,
         ctx,
@@ -276,11 +277,8 @@ impl<B: Bindings> Loaded<B> {
     ) -> Result<R, CallError> {
         // The common case takes a free slot at once; only a full pool waits (with a timeout).
         let _permit = match self.permits.try_acquire() {
-            Ok(p) => p,
-            Err(_) => match tokio::time::timeout(self.budget.queue_timeout, self.permits.acquire()).await {
-                Ok(Ok(p)) => p,
-                _ => return Err(CallError::Overloaded),
-            },
+            Some(p) => p,
+            None => self.permits.acquire(self.budget.queue_timeout).await.ok_or(CallError::Overloaded)?,
         };
         let warm = self.take_warm().or_else(|| self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop());
         let (mut store, bindings) = match warm {

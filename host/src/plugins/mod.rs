@@ -5,6 +5,7 @@ pub mod bindings;
 pub mod counters;
 pub mod handles;
 pub mod loaded;
+mod permits;
 pub mod runtime;
 pub mod stage;
 pub mod store_data;

@@ -69,6 +69,7 @@ fn sample_request() -> Arc<PolicyRequest> {
         client_ip: "127.0.0.1".into(),
         scheme: "http",
         time_ms: 0,
+        prefetched: None,
     })
 }
 
@@ -114,7 +115,10 @@ pub fn authenticate(
     request: &Arc<PolicyRequest>,
 ) -> wasmtime::Result<Result<Arc<KeyRecord>, types::Denial>> {
     let r = lend(s, RequestRef(request.clone()))?;
-    let out = b.angage_policy_authenticate().call_authenticate(&mut *s, borrowed(&r))?;
+    s.data_mut().authenticating = Some(request.clone());
+    let out = b.angage_policy_authenticate().call_authenticate(&mut *s, borrowed(&r));
+    s.data_mut().authenticating = None;
+    let out = out?;
     take_back(s, r)?;
     match out {
         Ok(key) => Ok(Ok(take_back(s, key)?.0)),

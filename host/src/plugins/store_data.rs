@@ -7,7 +7,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
 use super::bindings::{host, types};
 use super::counters::{Charge, CounterOp, Counters};
-use super::handles::KeyRef;
+use super::handles::{KeyRef, PolicyRequest};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::keys::cache::{KeyCache, Lookup};
@@ -28,13 +28,15 @@ pub struct StoreData {
     pub ctx: Arc<HostCtx>,
     /// The requests and keys lent to the plugin during a call.
     pub table: ResourceTable,
+    /// The request of an authenticate call in progress (for its prefetched key).
+    pub authenticating: Option<Arc<PolicyRequest>>,
 }
 
 impl StoreData {
     pub fn new(plugin: Arc<str>, config: Arc<str>, ctx: Arc<HostCtx>, memory_bytes: usize) -> Self {
         let limits =
             StoreLimitsBuilder::new().memory_size(memory_bytes).instances(32).tables(32).memories(8).build();
-        Self { limits, plugin, config, ctx, table: ResourceTable::new() }
+        Self { limits, plugin, config, ctx, table: ResourceTable::new(), authenticating: None }
     }
 }
 
@@ -42,6 +44,11 @@ impl types::Host for StoreData {}
 
 impl host::Host for StoreData {
     fn lookup_key(&mut self, presented: String) -> wasmtime::Result<Option<Resource<KeyRef>>> {
+        if let Some(known) = self.authenticating.as_ref().and_then(|r| r.prefetched.as_ref())
+            && known.presented == presented
+        {
+            return Ok(Some(self.table.push(KeyRef(known.key.clone()))?));
+        }
         let now = self.ctx.clock.now_ms();
         let found = match self.ctx.keys.lookup_cached(&presented, now) {
             Ok(found) => Some(found),

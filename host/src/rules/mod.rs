@@ -133,15 +133,25 @@ impl RuleSet {
 
     /// Runs the default rule, then the tenant's, over the key's limits. A rule that fails is
     /// cut off and the request keeps the key's limits (logged and counted, never a 500).
-    pub fn evaluate(&self, tenant_id: &str, inputs: &Inputs, limits: RuleLimits) -> Evaluated {
-        let scripts: Vec<Arc<Compiled>> = {
+    /// `inputs` is built only when a rule applies.
+    pub fn evaluate(
+        &self,
+        tenant_id: &str,
+        inputs: impl FnOnce() -> Inputs,
+        limits: RuleLimits,
+    ) -> Evaluated {
+        let scripts: [Option<Arc<Compiled>>; 2] = {
             let compiled = self.compiled.read().unwrap_or_else(|p| p.into_inner());
-            ["default", tenant_id].iter().filter_map(|k| compiled.get(*k).cloned()).collect()
+            [compiled.get("default").cloned(), compiled.get(tenant_id).cloned()]
         };
         let mut current = Evaluated { limits, rule: None };
-        for script in scripts {
+        if scripts.iter().all(Option::is_none) {
+            return current;
+        }
+        let inputs = inputs();
+        for script in scripts.into_iter().flatten() {
             metrics::counter!("angage_rule_evaluations_total").increment(1);
-            match engine::run(&self.engine, &script.ast, inputs, current.limits) {
+            match engine::run(&self.engine, &script.ast, &inputs, current.limits) {
                 Ok(l) => current = Evaluated { limits: l, rule: Some(script.name.clone()) },
                 Err(e) => {
                     metrics::counter!("angage_rule_failures_total").increment(1);

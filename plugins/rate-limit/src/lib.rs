@@ -4,7 +4,11 @@
 //!
 //! Each window keeps a counter per fixed interval; the limit a request meets is the window's
 //! limit minus the previous interval's count weighted by how much of it still overlaps the
-//! sliding window (Cloudflare's approximation: accurate to a fraction of a request).
+//! sliding window (Cloudflare's approximation: accurate to a fraction of a request). A past
+//! interval's count is read from the host once per instance and kept: it no longer changes.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use angage_plugin_sdk::{
     ChargeResult, CounterOp, Key, Limits, PluginInfo, RateDecision, RateLimiter, Request, WindowState, host,
@@ -41,11 +45,40 @@ struct Seen {
     index: i64,
 }
 
-/// Every window's counts, with one call to the host for the previous intervals.
+/// Every window's counts. A past interval's count no longer changes (but for requests in
+/// flight as it ended, which the approximation tolerates), so this instance asks the host for it
+/// once and keeps it: most requests make no call for the previous intervals at all.
 fn seen(key_id: &str, ws: &[Window], now: i64) -> Vec<Seen> {
-    let previous_keys: Vec<String> =
-        ws.iter().map(|w| counter_key(key_id, w, now.div_euclid(w.ms) - 1)).collect();
-    let previous = host::get_counters(&previous_keys);
+    let known = |past: &Past, w: &Window| {
+        let index = now.div_euclid(w.ms) - 1;
+        past.get(key_id)?
+            .iter()
+            .find(|p| p.name == w.name && p.ms == w.ms && p.index == index)
+            .map(|p| p.count)
+    };
+    let mut previous: Vec<Option<u64>> =
+        PAST.with(|past| ws.iter().map(|w| known(&past.borrow(), w)).collect());
+    let missing: Vec<usize> = (0..ws.len()).filter(|&i| previous[i].is_none()).collect();
+    if !missing.is_empty() {
+        let keys: Vec<String> =
+            missing.iter().map(|&i| counter_key(key_id, &ws[i], now.div_euclid(ws[i].ms) - 1)).collect();
+        let fetched = host::get_counters(&keys);
+        PAST.with(|past| {
+            let mut past = past.borrow_mut();
+            if past.len() > PAST_CAPACITY {
+                past.clear();
+            }
+            let entries = past.entry(key_id.to_owned()).or_default();
+            for (&i, count) in missing.iter().zip(fetched) {
+                let w = &ws[i];
+                let index = now.div_euclid(w.ms) - 1;
+                previous[i] = Some(count);
+                entries.retain(|p| !(p.name == w.name && p.ms == w.ms));
+                entries.push(PastInterval { name: w.name, ms: w.ms, index, count });
+            }
+        });
+    }
+    let previous = previous.into_iter().map(Option::unwrap_or_default);
     ws.iter()
         .zip(previous)
         .map(|(w, previous)| {
@@ -58,6 +91,24 @@ fn seen(key_id: &str, ws: &[Window], now: i64) -> Vec<Seen> {
             }
         })
         .collect()
+}
+
+/// The last past interval this instance read, per window.
+struct PastInterval {
+    name: &'static str,
+    ms: i64,
+    index: i64,
+    count: u64,
+}
+
+/// Past intervals' counts this instance has read, by key id.
+type Past = HashMap<String, Vec<PastInterval>>;
+
+/// Enough for this many active keys; beyond it the map starts over.
+const PAST_CAPACITY: usize = 50_000;
+
+thread_local! {
+    static PAST: RefCell<Past> = RefCell::new(HashMap::new());
 }
 
 /// `{key_id}:{window}:{ms}:{index}`, built without the formatting machinery: ten of these per
@@ -224,6 +275,20 @@ mod tests {
         assert_eq!(refused.denied_window.as_deref(), Some("day"));
         let minute = refused.windows.iter().find(|w| w.name == "minute").expect("minute");
         assert_eq!(minute.remaining, 95, "the refused request did not use the minute window");
+    }
+
+    #[test]
+    fn a_past_interval_is_read_once() {
+        let host = MockHost::new().with_time_ms(3_600_000 * 500);
+        host.install();
+        let l = limits(Some(100), Some(100), None);
+        for _ in 0..5 {
+            assert!(check(l).allowed);
+        }
+        assert_eq!(host.counter_reads(), 1, "one read for both windows, then none");
+        host.advance_ms(1_000);
+        assert!(check(l).allowed);
+        assert_eq!(host.counter_reads(), 2, "a new second: its previous second is read");
     }
 
     #[test]
