@@ -400,7 +400,7 @@ async fn broken_and_incompatible_files_leave_the_old_version_serving() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runaway_trapping_and_greedy_plugins_are_contained() {
-    for mode in ["loop", "trap", "grow"] {
+    for mode in ["loop", "trap", "grow", "hoard-keys"] {
         let db = TestDb::new(Backend::Sqlite).await;
         let mut settings = test_settings(&db);
         settings.plugins.config.insert("module-scopes".into(), json!({"mode": mode}));

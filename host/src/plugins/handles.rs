@@ -174,7 +174,9 @@ impl types::HostKey for StoreData {
     }
 
     fn drop(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<()> {
+        // Only keys from `lookup-key` are owned by the plugin, so only those are dropped.
         self.table.delete(k)?;
+        self.keys_held = self.keys_held.saturating_sub(1);
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use super::handles::{KeyRef, PolicyRequest};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::keys::cache::{KeyCache, Lookup};
+use crate::keys::store::KeyRecord;
 
 /// The host services plugins reach through their imports.
 pub struct HostCtx {
@@ -30,24 +31,41 @@ pub struct StoreData {
     pub table: ResourceTable,
     /// The request of an authenticate call in progress (for its prefetched key).
     pub authenticating: Option<Arc<PolicyRequest>>,
+    /// Keys from `lookup-key` the plugin still holds; the table lives outside its memory cap.
+    pub keys_held: usize,
 }
+
+/// More keys than any authenticator needs at once: a plugin that keeps asking without
+/// letting go is stopped before the host's table grows without bound.
+const MAX_KEYS_HELD: usize = 64;
 
 impl StoreData {
     pub fn new(plugin: Arc<str>, config: Arc<str>, ctx: Arc<HostCtx>, memory_bytes: usize) -> Self {
         let limits =
             StoreLimitsBuilder::new().memory_size(memory_bytes).instances(32).tables(32).memories(8).build();
-        Self { limits, plugin, config, ctx, table: ResourceTable::new(), authenticating: None }
+        Self { limits, plugin, config, ctx, table: ResourceTable::new(), authenticating: None, keys_held: 0 }
     }
 }
 
 impl types::Host for StoreData {}
 
+impl StoreData {
+    fn hand_out(&mut self, key: Arc<KeyRecord>) -> wasmtime::Result<Option<Resource<KeyRef>>> {
+        let handle = self.table.push(KeyRef(key))?;
+        self.keys_held += 1;
+        Ok(Some(handle))
+    }
+}
+
 impl host::Host for StoreData {
     fn lookup_key(&mut self, presented: String) -> wasmtime::Result<Option<Resource<KeyRef>>> {
+        if self.keys_held >= MAX_KEYS_HELD {
+            wasmtime::bail!("holds {MAX_KEYS_HELD} keys from lookup-key without dropping them");
+        }
         if let Some(known) = self.authenticating.as_ref().and_then(|r| r.prefetched.as_ref())
             && known.presented == presented
         {
-            return Ok(Some(self.table.push(KeyRef(known.key.clone()))?));
+            return self.hand_out(known.key.clone());
         }
         let now = self.ctx.clock.now_ms();
         let found = match self.ctx.keys.lookup_cached(&presented, now) {
@@ -55,7 +73,7 @@ impl host::Host for StoreData {
             Err(_) => fetch(&self.ctx, &presented, now),
         };
         match found {
-            Some(Lookup::Found(record)) => Ok(Some(self.table.push(KeyRef(record))?)),
+            Some(Lookup::Found(record)) => self.hand_out(record),
             _ => Ok(None),
         }
     }

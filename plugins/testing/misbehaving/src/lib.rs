@@ -1,5 +1,6 @@
 //! Test fixture: an authorizer that misbehaves as `{"mode": ...}` in its configuration says:
-//! `loop` (never returns), `trap` (panics), `grow` (allocates without bound), `ok` (allows).
+//! `loop` (never returns), `trap` (panics), `grow` (allocates without bound), `hoard-keys`
+//! (looks the caller's key up again and again, never letting go), `ok` (allows).
 //! The host must contain each one.
 
 use angage_plugin_sdk::{Authorizer, Denial, Key, PluginInfo, Request, host};
@@ -25,6 +26,15 @@ impl Authorizer for Misbehaving {
                 }
             }
             "trap" => panic!("misbehaving plugin traps on purpose"),
+            "hoard-keys" => {
+                let auth = request.header("authorization").unwrap_or_default();
+                let presented = auth.trim_start_matches("Bearer ").to_owned();
+                let mut hoard = Vec::new();
+                loop {
+                    hoard.extend(host::lookup_key(&presented));
+                    std::hint::black_box(&hoard);
+                }
+            }
             "grow" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
                 loop {
