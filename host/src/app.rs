@@ -13,6 +13,7 @@ use crate::bootstrap::{self, Banner};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::Db;
+use crate::http::enrich::EnrichQueue;
 use crate::http::{self, AppState, Inner};
 use crate::keys::Pepper;
 use crate::keys::cache::KeyCache;
@@ -95,6 +96,7 @@ impl App {
             clock: deps.clock,
             keys,
             throttle,
+            enrich: EnrichQueue::start(plugins.clone(), usage.clone(), deps.bypass_policies),
             plugins,
             usage,
             tenant_settings: SettingsCache::new(ttl),

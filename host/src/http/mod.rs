@@ -4,6 +4,7 @@
 pub mod admin;
 mod console;
 pub(crate) mod docs;
+pub mod enrich;
 mod health;
 mod observe;
 pub mod pipeline;
@@ -43,6 +44,8 @@ pub struct Inner {
     pub throttle: LoginThrottle,
     pub plugins: Arc<PluginRuntime>,
     pub usage: UsageSink,
+    /// Finished exchanges waiting for enrich-usage.
+    pub enrich: enrich::EnrichQueue,
     pub tenant_settings: SettingsCache,
     pub rules: Arc<RuleSet>,
     /// Bench-only: skip the policy stages (tenant from the key; no plugins, rules or limits;

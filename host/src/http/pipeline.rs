@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::enrich::Exchange;
 use super::{AppState, Problem, ProblemCode};
 use crate::config::FailMode;
 use crate::keys::cache::Lookup;
@@ -20,7 +21,6 @@ use crate::plugins::handles::{PolicyRequest, Prefetched, key_state};
 use crate::plugins::{CallError, Stage, stage};
 use crate::resources::store::TenantId;
 use crate::rules::{Inputs, RuleKey, RuleLimits, RuleRequest};
-use crate::usage::UsageRecord;
 
 pub async fn run(
     State(state): State<AppState>,
@@ -226,69 +226,18 @@ fn finish_with(
     if status == 429 {
         metrics::counter!("angage_rate_limited_total", &labels[..1]).increment(1);
     }
-    let state = state.clone();
-    let ticket = state.usage.ticket();
-    tokio::spawn(async move {
-        let tenant_id = principal
-            .as_ref()
-            .map(|p| p.tenant_id.clone())
-            .or_else(|| start.known.as_ref().map(|k| k.tenant_id.clone()));
-        let known_key = start.known.as_ref().map(|k| k.id.clone());
-        let key = principal.as_ref();
-        let draft = draft_event(&request, key, status, error_code, latency_us);
-        let event = if state.bypass_policies {
-            draft
-        } else {
-            let enrich = state.plugins.usage.load_full();
-            match enrich.call(|b, s| stage::enrich(b, s, &request, key, &draft)).await {
-                Ok(e) => e,
-                // Only the plugin's changes are lost: the event itself is always recorded.
-                Err(_) => draft,
-            }
-        };
-        state.usage.record(UsageRecord {
-            tenant_id,
-            key_id: event.key_id.or(known_key),
-            endpoint: event.endpoint,
-            module: event.module,
-            status: event.status,
-            status_class: event.status_class,
-            error_code: event.error_code,
-            error_detail,
-            latency_us: event.latency_us,
-            tags: event
-                .tags
-                .into_iter()
-                .map(|t| (t.key, t.value))
-                .chain(rule.map(|r| ("rule".to_owned(), r)))
-                .collect(),
-            at_ms: request.time_ms,
-        });
-        // Only now may a flush consider this request recorded.
-        drop(ticket);
+    state.enrich.push(Exchange {
+        request,
+        key: principal,
+        known: start.known,
+        status,
+        error_code,
+        error_detail,
+        latency_us,
+        rule,
+        ticket: state.usage.ticket(),
     });
     response
-}
-
-/// What the host records about an exchange before enrich-usage amends it.
-fn draft_event(
-    request: &PolicyRequest,
-    key: Option<&Arc<KeyRecord>>,
-    status: u16,
-    error_code: Option<String>,
-    latency_us: u64,
-) -> types::UsageEvent {
-    let route = request.route.strip_prefix("/v1").unwrap_or(&request.route);
-    types::UsageEvent {
-        endpoint: format!("{} {route}", request.method),
-        module: request.module.clone(),
-        key_id: key.map(|k| k.id.clone()),
-        status,
-        status_class: format!("{}xx", status / 100),
-        error_code,
-        latency_us,
-        tags: Vec::new(),
-    }
 }
 
 fn denied(d: types::Denial) -> Response {
