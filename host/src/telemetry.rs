@@ -33,6 +33,16 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder may already be installed (a test harness); ours still renders.
             let _ = metrics::set_global_recorder(recorder);
+            // Histogram samples wait in per-histogram buffers until upkeep folds them into the
+            // buckets; without a scrape nothing else does, and the buffers would grow with
+            // every request.
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new().name("angage-metrics".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    upkeep.run_upkeep();
+                }
+            });
             handle
         })
         .clone()
