@@ -24,8 +24,6 @@ pub struct Exchange {
     pub request: Arc<PolicyRequest>,
     /// The authenticated caller.
     pub key: Option<Arc<KeyRecord>>,
-    /// The key the credential belongs to, when the store knows it (also for refusals).
-    pub known: Option<Arc<KeyRecord>>,
     pub status: u16,
     pub error_code: Option<String>,
     pub error_detail: Option<String>,
@@ -97,10 +95,11 @@ pub fn draft_event(x: &Exchange) -> types::UsageEvent {
 }
 
 fn record(usage: &UsageSink, x: Exchange, event: types::UsageEvent) {
-    let tenant_id = x.key.as_ref().or(x.known.as_ref()).map(|k| k.tenant_id.clone());
+    // A refused request still counts for the tenant whose key it presented.
+    let tenant_id = x.key.as_ref().or(x.request.known()).map(|k| k.tenant_id.clone());
     usage.record(UsageRecord {
         tenant_id,
-        key_id: event.key_id.or_else(|| x.known.as_ref().map(|k| k.id.clone())),
+        key_id: event.key_id.or_else(|| x.request.known().map(|k| k.id.clone())),
         endpoint: event.endpoint,
         module: event.module,
         status: event.status,

@@ -42,11 +42,10 @@ pub async fn run(
         },
         None => None,
     };
-    let known = prefetched.as_ref().map(|p| p.key.clone());
     let info = policy_request(&req, route, peer, now, prefetched);
     let latency_override =
         state.latency_header.then(|| header_u64(req.headers(), "x-test-latency-us")).flatten();
-    let start = Stopwatch { start, latency_override, known };
+    let start = Stopwatch { start, latency_override };
     if state.bypass_policies {
         return bypass(&state, info, req, next, start).await;
     }
@@ -170,7 +169,7 @@ async fn bypass(
     next: Next,
     start: Stopwatch,
 ) -> Response {
-    let Some(tenant_id) = start.known.as_ref().map(|k| k.tenant_id.clone()) else {
+    let Some(tenant_id) = info.prefetched.as_ref().map(|p| p.key.tenant_id.clone()) else {
         let response =
             Problem::new(StatusCode::UNAUTHORIZED, "invalid_api_key", "Invalid API key").into_response();
         return finish(state, info, None, response, start);
@@ -185,8 +184,6 @@ struct Stopwatch {
     start: Instant,
     /// Tests inject latencies (`x-test-latency-us`) so percentiles can be asserted exactly.
     latency_override: Option<u64>,
-    /// The key the credential belongs to, when the store knows it.
-    known: Option<Arc<crate::keys::store::KeyRecord>>,
 }
 
 fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -218,7 +215,7 @@ fn finish_with(
     let error_detail = problem.and_then(|p| p.detail);
     let latency_us = start.latency_override.unwrap_or_else(|| start.start.elapsed().as_micros() as u64);
     let environment =
-        principal.as_ref().or(start.known.as_ref()).map_or("none", |k| k.environment.as_str()).to_owned();
+        principal.as_ref().or(request.known()).map_or("none", |k| k.environment.as_str()).to_owned();
     let labels =
         [("route", request.route.clone()), ("status", status.to_string()), ("environment", environment)];
     metrics::counter!("angage_api_requests_total", &labels).increment(1);
@@ -229,7 +226,6 @@ fn finish_with(
     state.enrich.push(Exchange {
         request,
         key: principal,
-        known: start.known,
         status,
         error_code,
         error_detail,

@@ -55,6 +55,11 @@ impl PolicyRequest {
         route.split('/').nth(2).unwrap_or("")
     }
 
+    /// The key the request's credential belongs to, when the store knows it.
+    pub fn known(&self) -> Option<&Arc<KeyRecord>> {
+        self.prefetched.as_ref().map(|p| &p.key)
+    }
+
     /// GET, HEAD and OPTIONS read; every other method writes.
     pub fn operation_of(method: &str) -> types::Operation {
         if matches!(method, "GET" | "HEAD" | "OPTIONS") {
@@ -175,9 +180,7 @@ impl types::HostKey for StoreData {
 
     fn drop(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<()> {
         // Only keys from `lookup-key` are owned by the plugin, so only those are dropped.
-        self.table.delete(k)?;
-        self.keys_held = self.keys_held.saturating_sub(1);
-        Ok(())
+        self.take_key(k).map(drop)
     }
 }
 

@@ -230,10 +230,6 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// request's throughput; the call counters stay exact.
 const TIMING_SAMPLE: u32 = 16;
 
-thread_local! {
-    static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
 /// Whether this thread times its current call.
 fn timed() -> bool {
     CALLS.with(|c| {
@@ -248,6 +244,8 @@ thread_local! {
     /// instance a thread used last is free when it calls again: taking it touches no lock, and
     /// the plugin's memory is still in this core's cache.
     static WARM: RefCell<Vec<WarmSlot>> = const { RefCell::new(Vec::new()) };
+    /// Calls made on this thread, for `timed`.
+    static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// An instance kept by a thread for one loaded plugin.

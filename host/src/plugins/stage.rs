@@ -121,10 +121,7 @@ pub fn authenticate(
     let out = out?;
     take_back(s, r)?;
     match out {
-        Ok(key) => {
-            s.data_mut().keys_held = s.data().keys_held.saturating_sub(1);
-            Ok(Ok(take_back(s, key)?.0))
-        }
+        Ok(key) => Ok(Ok(s.data_mut().take_key(key)?)),
         Err(denial) => Ok(Err(denial)),
     }
 }

@@ -45,17 +45,23 @@ impl StoreData {
             StoreLimitsBuilder::new().memory_size(memory_bytes).instances(32).tables(32).memories(8).build();
         Self { limits, plugin, config, ctx, table: ResourceTable::new(), authenticating: None, keys_held: 0 }
     }
-}
 
-impl types::Host for StoreData {}
-
-impl StoreData {
+    /// Gives the plugin a key it owns (from `lookup-key`).
     fn hand_out(&mut self, key: Arc<KeyRecord>) -> wasmtime::Result<Option<Resource<KeyRef>>> {
         let handle = self.table.push(KeyRef(key))?;
         self.keys_held += 1;
         Ok(Some(handle))
     }
+
+    /// Takes back a key the plugin owned: dropped by it, or returned by authenticate.
+    pub fn take_key(&mut self, k: Resource<KeyRef>) -> wasmtime::Result<Arc<KeyRecord>> {
+        let key = self.table.delete(k)?;
+        self.keys_held = self.keys_held.saturating_sub(1);
+        Ok(key.0)
+    }
 }
+
+impl types::Host for StoreData {}
 
 impl host::Host for StoreData {
     fn lookup_key(&mut self, presented: String) -> wasmtime::Result<Option<Resource<KeyRef>>> {
