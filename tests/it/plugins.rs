@@ -434,3 +434,37 @@ async fn runaway_trapping_and_greedy_plugins_are_contained() {
         app.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enricher_that_traps_loses_only_its_tags() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let admin = app.demo_admin().await;
+    let v1 = app.v1().await;
+    let trapping = std::fs::read(fixtures::TRAPPING_ENRICHER_PATH).expect("fixture");
+    install(&app.state.settings.plugins.dir, "usage-enrich.wasm", &trapping);
+    wait_for(&admin, "enrich_usage", |e| e["version"] == "0.1.0").await;
+    let paths =
+        ["/v1/customers", "/v1/customers/trap-1", "/v1/customers", "/v1/customers/trap-2", "/v1/customers"];
+    for path in paths {
+        v1.get(path).await;
+    }
+    app.state.usage.flush().await;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT endpoint, tags FROM usage_events WHERE endpoint LIKE 'GET /customers%'")
+            .fetch_all(&app.state.db.pool)
+            .await
+            .expect("usage events");
+    let tagged = |endpoint: &str| {
+        let of: Vec<bool> =
+            rows.iter().filter(|(e, _)| e == endpoint).map(|(_, tags)| tags.contains("enriched")).collect();
+        (of.len(), of.iter().filter(|t| **t).count())
+    };
+    assert_eq!(tagged("GET /customers/{id}"), (2, 0), "a trapped call keeps the event, without tags");
+    assert_eq!(tagged("GET /customers"), (3, 3), "the calls around the traps are enriched: {rows:?}");
+    let metrics = app.get("/metrics").await.text().await.expect("metrics");
+    assert!(
+        metrics.contains("angage_plugin_calls_total{stage=\"enrich_usage\",outcome=\"trap\"} 2"),
+        "{metrics}"
+    );
+    app.stop().await;
+}

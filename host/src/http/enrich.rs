@@ -46,19 +46,14 @@ impl EnrichQueue {
         let sink = usage.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
+            let mut events = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
+                if !bypass {
+                    enrich_all(&plugins, &batch, &mut events).await;
+                }
+                let mut enriched = events.drain(..);
                 for x in batch.drain(..) {
-                    let draft = draft_event(&x);
-                    let event = if bypass {
-                        draft
-                    } else {
-                        let enrich = plugins.usage.load_full();
-                        let key = x.key.as_ref();
-                        match enrich.call(|b, s| stage::enrich(b, s, &x.request, key, &draft)).await {
-                            Ok(e) => e,
-                            Err(_) => draft,
-                        }
-                    };
+                    let event = enriched.next().unwrap_or_else(|| draft_event(&x));
                     record(&sink, x, event);
                 }
                 tokio::task::yield_now().await;
@@ -74,6 +69,21 @@ impl EnrichQueue {
             metrics::counter!("angage_usage_enrich_skipped_total").increment(1);
             let draft = draft_event(&x);
             record(&self.usage, x, draft);
+        }
+    }
+}
+
+/// Runs enrich-usage over a batch on one instance (one permit and one hand-off for the lot),
+/// each exchange under its own deadline. An exchange whose call fails keeps its draft, and the
+/// rest go on, on a fresh instance.
+async fn enrich_all(plugins: &PluginRuntime, batch: &[Exchange], events: &mut Vec<types::UsageEvent>) {
+    let enrich = plugins.usage.load_full();
+    while events.len() < batch.len() {
+        let call = enrich.call_each(batch, events, |b, s, x| {
+            stage::enrich(b, s, &x.request, x.key.as_ref(), &draft_event(x))
+        });
+        if call.await.is_err() {
+            events.push(draft_event(&batch[events.len()]));
         }
     }
 }

@@ -49,16 +49,18 @@ pub async fn run(
     if state.bypass_policies {
         return bypass(&state, info, req, next, start).await;
     }
+    // Guards, not `Arc` clones: a request takes each stage's current version without touching
+    // a reference count that every worker thread shares.
     let plugins = &state.plugins;
 
-    let authn = plugins.authn.load_full();
+    let authn = plugins.authn.load();
     let principal = match authn.call(|b, s| stage::authenticate(b, s, &info)).await {
         Ok(Ok(key)) => key,
         Ok(Err(denial)) => return finish(&state, info, None, denied(denial), start),
         Err(e) => return finish(&state, info, None, unavailable(Stage::Authenticate, &e), start),
     };
 
-    let authz = plugins.authz.load_full();
+    let authz = plugins.authz.load();
     match authz.call(|b, s| stage::authorize(b, s, &principal, &info)).await {
         Ok(Ok(())) => {}
         Ok(Err(denial)) => return finish(&state, info, Some(principal), denied(denial), start),
@@ -91,7 +93,7 @@ pub async fn run(
         burst_window_seconds: key_limits.burst_window_seconds,
     };
     let rule = evaluated.rule;
-    let rate = plugins.rate.load_full();
+    let rate = plugins.rate.load();
     let decision = match rate.call(|b, s| stage::check(b, s, &principal, &info, l.cost, limits)).await {
         Ok(d) => Some(d),
         Err(e) if state.settings.plugins.rate_limit_failure == FailMode::Closed => {
@@ -284,8 +286,6 @@ fn policy_request(
 /// `X-RateLimit-*` for the window closest to its limit, and the IETF `RateLimit-Policy` /
 /// `RateLimit` fields (draft-ietf-httpapi-ratelimit-headers).
 fn rate_headers(headers: &mut HeaderMap, d: &types::RateDecision) {
-    use std::fmt::Write;
-
     // Every `/v1` response carries these: names are built at compile time, numbers are
     // written without an intermediate string.
     const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
@@ -305,15 +305,46 @@ fn rate_headers(headers: &mut HeaderMap, d: &types::RateDecision) {
     headers.insert(LIMIT, HeaderValue::from(w.limit));
     headers.insert(REMAINING, HeaderValue::from(w.remaining));
     headers.insert(RESET, HeaderValue::from(w.reset_seconds));
-    let mut policy = String::with_capacity(d.windows.len() * 32);
-    for (i, p) in d.windows.iter().enumerate() {
-        let sep = if i == 0 { "" } else { ", " };
-        let _ = write!(policy, "{sep}\"{}\";q={};w={}", p.name, p.limit, p.window_seconds);
-    }
-    if let Ok(v) = HeaderValue::try_from(policy) {
+    if let Some(v) = policy_value(&d.windows) {
         headers.insert(POLICY, v);
     }
     if let Ok(v) = HeaderValue::try_from(format!("\"{}\";r={};t={}", w.name, w.remaining, w.reset_seconds)) {
         headers.insert(STATE, v);
     }
+}
+
+/// `RateLimit-Policy` for these windows. A key's windows change only when its limits do, so
+/// each thread keeps the value it made last and hands out clones of it (a reference count, no
+/// formatting) while the windows stay the same.
+fn policy_value(windows: &[types::WindowState]) -> Option<HeaderValue> {
+    use std::cell::RefCell;
+    use std::fmt::Write;
+
+    type Shape = Vec<(String, u64, u64)>;
+    thread_local! {
+        static LAST: RefCell<Option<(Shape, HeaderValue)>> = const { RefCell::new(None) };
+    }
+    let same = |shape: &Shape| {
+        shape.len() == windows.len()
+            && shape.iter().zip(windows).all(|((name, limit, seconds), w)| {
+                *name == w.name && *limit == w.limit && *seconds == w.window_seconds
+            })
+    };
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((shape, value)) = last.as_ref()
+            && same(shape)
+        {
+            return Some(value.clone());
+        }
+        let mut policy = String::with_capacity(windows.len() * 32);
+        for (i, p) in windows.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            let _ = write!(policy, "{sep}\"{}\";q={};w={}", p.name, p.limit, p.window_seconds);
+        }
+        let value = HeaderValue::try_from(policy).ok()?;
+        let shape = windows.iter().map(|w| (w.name.clone(), w.limit, w.window_seconds)).collect();
+        *last = Some((shape, value.clone()));
+        Some(value)
+    })
 }

@@ -107,7 +107,7 @@ pub struct Loaded<B> {
     alive: Arc<()>,
     metrics: CallMetrics,
     pre: InstancePre<StoreData>,
-    idle: Mutex<Vec<(Store<StoreData>, B)>>,
+    idle: Mutex<Vec<Instance<B>>>,
     permits: Permits,
     engine: Engine,
     config: Arc<str>,
@@ -157,7 +157,7 @@ pub fn load<B: Bindings>(
             ok: metrics::counter!("angage_plugin_calls_total", "stage" => stage, "outcome" => "ok"),
         },
         pre,
-        idle: Mutex::new(vec![(store, bindings)]),
+        idle: Mutex::new(vec![Box::new((store, bindings))]),
         permits: Permits::new(budget.max_instances),
         engine: engine.clone(),
         config,
@@ -248,25 +248,29 @@ thread_local! {
     static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
+/// A warm instance: its store and the stage's bindings. Boxed once when made, so passing it
+/// between the pool, a call and a thread's slot moves a pointer and allocates nothing.
+type Instance<B> = Box<(Store<StoreData>, B)>;
+
 /// An instance kept by a thread for one loaded plugin.
 struct WarmSlot {
     id: u64,
     alive: Weak<()>,
-    /// `(Store<StoreData>, B)` of that plugin's stage.
+    /// `Instance<B>` of that plugin's stage, unsized in place.
     instance: Box<dyn Any>,
 }
 
 impl<B: Bindings> Loaded<B> {
-    fn take_warm(&self) -> Option<(Store<StoreData>, B)> {
+    fn take_warm(&self) -> Option<Instance<B>> {
         WARM.with(|w| {
             let mut slots = w.borrow_mut();
             let at = slots.iter().position(|s| s.id == self.id)?;
-            slots.swap_remove(at).instance.downcast().ok().map(|b| *b)
+            slots.swap_remove(at).instance.downcast::<(Store<StoreData>, B)>().ok()
         })
     }
 
     /// Keeps the instance for this thread's next call; the one it held goes back to the pool.
-    fn keep_warm(&self, instance: (Store<StoreData>, B)) {
+    fn keep_warm(&self, instance: Instance<B>) {
         let spilled = WARM.with(|w| {
             let mut slots = w.borrow_mut();
             // Instances of versions that were replaced since this thread last called.
@@ -274,11 +278,7 @@ impl<B: Bindings> Loaded<B> {
             if slots.iter().any(|s| s.id == self.id) {
                 return Some(instance);
             }
-            slots.push(WarmSlot {
-                id: self.id,
-                alive: Arc::downgrade(&self.alive),
-                instance: Box::new(instance),
-            });
+            slots.push(WarmSlot { id: self.id, alive: Arc::downgrade(&self.alive), instance });
             None
         });
         if let Some(instance) = spilled {
@@ -291,47 +291,96 @@ impl<B: Bindings> Loaded<B> {
         &self,
         f: impl FnOnce(&B, &mut Store<StoreData>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        // The common case takes a free slot at once; only a full pool waits (with a timeout).
-        let _permit = match self.permits.try_acquire() {
-            Some(p) => p,
-            None => self.permits.acquire(self.budget.queue_timeout).await.ok_or(CallError::Overloaded)?,
-        };
-        let warm = self.take_warm().or_else(|| self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop());
-        let (mut store, bindings) = match warm {
-            Some(w) => w,
-            None => {
-                let mut store =
-                    new_store(&self.engine, &self.meta.name, &self.config, &self.ctx, self.budget);
-                store.set_epoch_deadline(self.budget.deadline_ticks.saturating_mul(20).max(200));
-                let bindings = B::instantiate(&self.pre, &mut store)
-                    .map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
-                (store, bindings)
-            }
-        };
-        store.set_epoch_deadline(self.budget.deadline_ticks);
-        let start = timed().then(Instant::now);
-        let result = f(&bindings, &mut store);
-        let stage = B::STAGE.as_str();
-        if let Some(start) = start {
-            self.metrics.seconds.record(start.elapsed().as_secs_f64());
-        }
-        match result {
+        let _permit = self.permit().await?;
+        let mut instance = self.instance()?;
+        let (store, bindings) = &mut *instance;
+        match self.run(bindings, store, f) {
             Ok(value) => {
-                self.keep_warm((store, bindings));
+                self.keep_warm(instance);
                 self.metrics.ok.increment(1);
                 Ok(value)
             }
-            Err(e) => {
-                let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                    CallError::Deadline
-                } else {
-                    CallError::Trap(format!("{e:#}").lines().next().unwrap_or_default().to_owned())
-                };
-                metrics::counter!("angage_plugin_calls_total", "stage" => stage, "outcome" => err.outcome())
-                    .increment(1);
-                tracing::warn!(stage, plugin = %self.meta.name, error = %err, "plugin call failed; instance discarded");
-                Err(err)
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Calls `f` for each of `items` from `out.len()` on, pushing its results to `out`: one
+    /// permit and one instance hand-off for the lot, and a deadline per item. The first failure
+    /// ends the run (its instance is thrown away) and is returned; `out` then holds the results
+    /// before it.
+    pub async fn call_each<T, R>(
+        &self,
+        items: &[T],
+        out: &mut Vec<R>,
+        mut f: impl FnMut(&B, &mut Store<StoreData>, &T) -> wasmtime::Result<R>,
+    ) -> Result<(), CallError> {
+        let _permit = self.permit().await?;
+        let mut instance = self.instance()?;
+        let (store, bindings) = &mut *instance;
+        let first = out.len();
+        for item in items.iter().skip(first) {
+            match self.run(bindings, store, |b, s| f(b, s, item)) {
+                Ok(value) => out.push(value),
+                Err(e) => {
+                    self.metrics.ok.increment((out.len() - first) as u64);
+                    return Err(self.failed(e));
+                }
             }
         }
+        self.metrics.ok.increment((out.len() - first) as u64);
+        self.keep_warm(instance);
+        Ok(())
+    }
+
+    /// The common case takes a free slot at once; only a full count waits (with a timeout).
+    async fn permit(&self) -> Result<super::permits::Permit<'_>, CallError> {
+        match self.permits.try_acquire() {
+            Some(p) => Ok(p),
+            None => self.permits.acquire(self.budget.queue_timeout).await.ok_or(CallError::Overloaded),
+        }
+    }
+
+    /// One call under a fresh deadline; one in `TIMING_SAMPLE` is timed.
+    fn run<R>(
+        &self,
+        bindings: &B,
+        store: &mut Store<StoreData>,
+        f: impl FnOnce(&B, &mut Store<StoreData>) -> wasmtime::Result<R>,
+    ) -> wasmtime::Result<R> {
+        store.set_epoch_deadline(self.budget.deadline_ticks);
+        let start = timed().then(Instant::now);
+        let result = f(bindings, store);
+        if let Some(start) = start {
+            self.metrics.seconds.record(start.elapsed().as_secs_f64());
+        }
+        result
+    }
+
+    /// Counts and logs a failed call; its instance has been dropped.
+    fn failed(&self, e: wasmtime::Error) -> CallError {
+        let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            CallError::Deadline
+        } else {
+            CallError::Trap(format!("{e:#}").lines().next().unwrap_or_default().to_owned())
+        };
+        let stage = B::STAGE.as_str();
+        metrics::counter!("angage_plugin_calls_total", "stage" => stage, "outcome" => err.outcome())
+            .increment(1);
+        tracing::warn!(stage, plugin = %self.meta.name, error = %err, "plugin call failed; instance discarded");
+        err
+    }
+
+    /// This thread's warm instance, else one from the pool, else a new one.
+    fn instance(&self) -> Result<Instance<B>, CallError> {
+        if let Some(warm) =
+            self.take_warm().or_else(|| self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop())
+        {
+            return Ok(warm);
+        }
+        let mut store = new_store(&self.engine, &self.meta.name, &self.config, &self.ctx, self.budget);
+        store.set_epoch_deadline(self.budget.deadline_ticks.saturating_mul(20).max(200));
+        let bindings =
+            B::instantiate(&self.pre, &mut store).map_err(|e| CallError::Instantiate(format!("{e:#}")))?;
+        Ok(Box::new((store, bindings)))
     }
 }

@@ -27,7 +27,9 @@ mod builtin {
 
 /// Paths of the plugins built for tests and examples (not embedded).
 pub mod fixtures {
-    pub use super::builtin::{DENY_TEST_WRITES_PATH, FUTURE_CONTRACT_PATH, MISBEHAVING_PATH};
+    pub use super::builtin::{
+        DENY_TEST_WRITES_PATH, FUTURE_CONTRACT_PATH, MISBEHAVING_PATH, TRAPPING_ENRICHER_PATH,
+    };
 }
 
 /// The built-in plugins, by name.
