@@ -318,18 +318,24 @@ impl<B: Bindings> Loaded<B> {
         let mut instance = self.instance()?;
         let (store, bindings) = &mut *instance;
         let first = out.len();
+        let mut failure = None;
         for item in items.iter().skip(first) {
             match self.run(bindings, store, |b, s| f(b, s, item)) {
                 Ok(value) => out.push(value),
                 Err(e) => {
-                    self.metrics.ok.increment((out.len() - first) as u64);
-                    return Err(self.failed(e));
+                    failure = Some(e);
+                    break;
                 }
             }
         }
         self.metrics.ok.increment((out.len() - first) as u64);
-        self.keep_warm(instance);
-        Ok(())
+        match failure {
+            None => {
+                self.keep_warm(instance);
+                Ok(())
+            }
+            Some(e) => Err(self.failed(e)),
+        }
     }
 
     /// The common case takes a free slot at once; only a full count waits (with a timeout).
@@ -356,7 +362,7 @@ impl<B: Bindings> Loaded<B> {
         result
     }
 
-    /// Counts and logs a failed call; its instance has been dropped.
+    /// Counts and logs a failed call; the caller throws its instance away.
     fn failed(&self, e: wasmtime::Error) -> CallError {
         let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             CallError::Deadline

@@ -50,11 +50,12 @@ struct Seen {
 /// once and keeps it: most requests make no call for the previous intervals at all.
 fn seen(key_id: &str, ws: &[Window], now: i64) -> Vec<Seen> {
     let past_index = |w: &Window| now.div_euclid(w.ms) - 1;
-    let previous: Vec<u64> = PAST.with(|past| {
+    let previous: Vec<Option<u64>> = PAST.with(|past| {
         let mut past = past.borrow_mut();
         // One lookup of the key's intervals for all its windows.
-        let known = past.get(key_id).map(|entries| {
-            ws.iter()
+        let mut previous: Vec<Option<u64>> = match past.get(key_id) {
+            Some(entries) => ws
+                .iter()
                 .map(|w| {
                     let index = past_index(w);
                     entries
@@ -62,13 +63,13 @@ fn seen(key_id: &str, ws: &[Window], now: i64) -> Vec<Seen> {
                         .find(|p| p.name == w.name && p.ms == w.ms && p.index == index)
                         .map(|p| p.count)
                 })
-                .collect::<Vec<_>>()
-        });
-        if let Some(known) = known.as_ref().filter(|k| k.iter().all(Option::is_some)) {
-            return known.iter().map(|c| c.unwrap_or_default()).collect();
+                .collect(),
+            None => vec![None; ws.len()],
+        };
+        let missing: Vec<usize> = (0..ws.len()).filter(|&i| previous[i].is_none()).collect();
+        if missing.is_empty() {
+            return previous;
         }
-        let known = known.unwrap_or_else(|| vec![None; ws.len()]);
-        let missing: Vec<usize> = (0..ws.len()).filter(|&i| known[i].is_none()).collect();
         let keys: Vec<String> =
             missing.iter().map(|&i| counter_key(key_id, &ws[i], past_index(&ws[i]))).collect();
         let fetched = host::get_counters(&keys);
@@ -76,15 +77,15 @@ fn seen(key_id: &str, ws: &[Window], now: i64) -> Vec<Seen> {
             past.clear();
         }
         let entries = past.entry(key_id.to_owned()).or_default();
-        let mut previous: Vec<u64> = known.iter().map(|c| c.unwrap_or_default()).collect();
         for (&i, count) in missing.iter().zip(fetched) {
             let w = &ws[i];
-            previous[i] = count;
+            previous[i] = Some(count);
             entries.retain(|p| !(p.name == w.name && p.ms == w.ms));
             entries.push(PastInterval { name: w.name, ms: w.ms, index: past_index(w), count });
         }
         previous
     });
+    let previous = previous.into_iter().map(Option::unwrap_or_default);
     ws.iter()
         .zip(previous)
         .map(|(w, previous)| {
