@@ -59,6 +59,35 @@ async fn the_products_own_example_works_as_written() {
     .await;
 }
 
+/// A client uploading an oversized body slowly still finishes its write and reads the 413: the
+/// server reads the body off the wire before it answers instead of resetting the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_oversized_upload_reads_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(crate::helpers::Backend::Sqlite).await;
+    let v1 = app.v1().await;
+    let authority = app.base.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(&authority).await.expect("connect");
+    let body_len = 3 * 1024 * 1024;
+    let head = format!(
+        "POST /v1/customers HTTP/1.1\r\nhost: {authority}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\nconnection: close\r\ncontent-length: {body_len}\r\n\r\n",
+        v1.key()
+    );
+    socket.write_all(head.as_bytes()).await.expect("head");
+    let chunk = vec![b' '; 64 * 1024];
+    for _ in 0..body_len / chunk.len() {
+        socket.write_all(&chunk).await.expect("every byte of the body is accepted");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.expect("the answer is readable");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("payload_too_large"), "{answer}");
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_specific_4xx_listing_each_field() {
     each_backend(|app| async move {
@@ -113,8 +142,11 @@ async fn bad_input_is_a_specific_4xx_listing_each_field() {
         assert_eq!((r.status, r.code()), (415, "unsupported_media_type"));
 
         let huge = json!({"name": "x", "email": "a@b.co", "metadata": {"k": "y".repeat(2 * 1024 * 1024)}});
-        let r = v1.post("/v1/customers", huge).await;
-        assert_eq!((r.status, r.code()), (413, "payload_too_large"));
+        // The client finishes sending and reads the answer: no reset while it is still writing.
+        for _ in 0..3 {
+            let r = v1.post("/v1/customers", huge.clone()).await;
+            assert_eq!((r.status, r.code()), (413, "payload_too_large"));
+        }
 
         let r = v1.post("/v1/customers", json!([1, 2])).await;
         assert_eq!((r.status, r.code()), (422, "validation_failed"));

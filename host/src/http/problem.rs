@@ -83,6 +83,14 @@ impl Problem {
         )
     }
 
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is larger than this server accepts",
+        )
+    }
+
     pub fn unavailable(code: &str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
     }

@@ -53,11 +53,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "The request body is larger than this server accepts",
-                )
+                Problem::too_large()
             } else {
                 Problem::new(StatusCode::BAD_REQUEST, "unreadable_body", "The request body could not be read")
             }

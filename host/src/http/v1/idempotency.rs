@@ -37,12 +37,7 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let (parts, body) = req.into_parts();
     let limit = state.settings.server.body_limit_bytes;
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "The request body is larger than this server accepts",
-        )
-        .into_response();
+        return Problem::too_large().into_response();
     };
     let hash = request_hash(&parts.method, parts.uri.path(), &bytes);
     let now = state.clock.now_ms();

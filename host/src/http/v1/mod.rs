@@ -7,6 +7,7 @@ pub mod inventory;
 pub mod invoices;
 pub mod openapi;
 pub mod orders;
+mod oversize;
 pub mod payments;
 pub mod products;
 
@@ -31,5 +32,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/inventory/{product}", get(inventory::get).put(inventory::update))
         .route("/v1/payments", get(payments::list).post(payments::create))
         .route("/v1/payments/{id}", get(payments::get))
-        .route_layer(middleware::from_fn_with_state(state, idempotency::layer))
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .route_layer(middleware::from_fn_with_state(state, oversize::refuse))
 }
