@@ -85,6 +85,19 @@ async fn a_slow_oversized_upload_reads_its_413() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large"), "{answer}");
+
+    // A client that waits for `100 Continue` is answered before it sends a byte of the body.
+    let mut socket = tokio::net::TcpStream::connect(&authority).await.expect("connect");
+    let head = head.replace("connection: close", "expect: 100-continue");
+    socket.write_all(head.as_bytes()).await.expect("head");
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer))
+        .await
+        .expect("answered without the body")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
     app.stop().await;
 }
 

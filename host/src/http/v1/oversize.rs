@@ -29,8 +29,12 @@ pub async fn refuse(State(state): State<AppState>, req: Request, next: Next) -> 
     let Some(declared) = declared.filter(|&n| n > limit) else {
         return next.run(req).await;
     };
+    // A client that waits for `100 Continue` has not sent the body and will not: answer now.
+    let waits =
+        req.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let bound = limit.saturating_mul(DRAIN_FACTOR);
-    let drained = declared <= bound
+    let drained = !waits
+        && declared <= bound
         && tokio::time::timeout(DRAIN_TIME, discard(req.into_body(), bound)).await.unwrap_or(false);
     let problem = Problem::too_large();
     if drained {
