@@ -7,6 +7,7 @@ pub(crate) mod docs;
 pub mod enrich;
 mod health;
 mod observe;
+mod oversize;
 pub mod pipeline;
 mod problem;
 pub mod v1;

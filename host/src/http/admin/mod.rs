@@ -49,10 +49,12 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/admins", get(tenant::list_admins).post(tenant::create_admin))
         .route("/admin/v1/tokens", get(tenant::list_tokens).post(tenant::create_token))
         .route("/admin/v1/tokens/{id}", axum::routing::delete(tenant::revoke_token))
-        .route_layer(middleware::from_fn_with_state(state, require_admin));
+        .route_layer(middleware::from_fn_with_state(state.clone(), super::oversize::refuse))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/admin/v1/login", post(auth::login))
         .route("/admin/v1/openapi.json", get(openapi::serve))
+        .route_layer(middleware::from_fn_with_state(state, super::oversize::refuse))
         .merge(protected)
 }
 

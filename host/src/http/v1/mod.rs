@@ -7,7 +7,6 @@ pub mod inventory;
 pub mod invoices;
 pub mod openapi;
 pub mod orders;
-mod oversize;
 pub mod payments;
 pub mod products;
 
@@ -33,5 +32,5 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/v1/payments", get(payments::list).post(payments::create))
         .route("/v1/payments/{id}", get(payments::get))
         .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
-        .route_layer(middleware::from_fn_with_state(state, oversize::refuse))
+        .route_layer(middleware::from_fn_with_state(state, super::oversize::refuse))
 }

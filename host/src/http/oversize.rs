@@ -3,7 +3,9 @@
 //! Answering 413 while the client is still sending closes the socket with unread data, the
 //! kernel resets the connection, and most clients then report a broken pipe instead of the
 //! answer. Reading and discarding a bounded amount first lets the client finish writing and read
-//! the 413; beyond that bound the answer goes out at once and the connection is closed.
+//! the 413; beyond that bound the answer goes out at once and the connection is closed. It sits
+//! behind each API's own checks (the `/v1` policy stages, the admin session), so a caller who
+//! would be refused anyway is refused first.
 
 use std::time::Duration;
 
