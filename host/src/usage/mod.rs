@@ -75,6 +75,15 @@ pub struct Stats {
 }
 
 const BATCH: usize = 500;
+/// How long a batch may wait to fill before it is written.
+const LINGER: Duration = Duration::from_millis(20);
+
+fn take(m: Msg, batch: &mut Vec<UsageRecord>, waiters: &mut Vec<oneshot::Sender<()>>) {
+    match m {
+        Msg::Event(e) => batch.push(*e),
+        Msg::Flush(w) => waiters.push(w),
+    }
+}
 
 impl UsageSink {
     /// Starts the writer task.
@@ -143,17 +152,24 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
             Err(_) => None,
         };
         let mut waiters = Vec::new();
-        let mut take = |m: Msg, batch: &mut Vec<UsageRecord>| match m {
-            Msg::Event(e) => batch.push(*e),
-            Msg::Flush(w) => waiters.push(w),
-        };
+        // Each transaction rewrites the same rollup and index pages, so events arriving a few
+        // at a time would cost a transaction each: after the first event the batch gathers for
+        // up to `LINGER` (or until full). A flush is answered at once.
+        let linger = matches!(first, Some(Msg::Event(_))).then(|| tokio::time::Instant::now() + LINGER);
         if let Some(m) = first {
-            take(m, &mut batch);
+            take(m, &mut batch, &mut waiters);
         }
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(m) => take(m, &mut batch),
-                Err(_) => break,
+        loop {
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(m) => take(m, &mut batch, &mut waiters),
+                    Err(_) => break,
+                }
+            }
+            let Some(until) = linger.filter(|_| batch.len() < BATCH && waiters.is_empty()) else { break };
+            match tokio::time::timeout_at(until, rx.recv()).await {
+                Ok(Some(m)) => take(m, &mut batch, &mut waiters),
+                Ok(None) | Err(_) => break,
             }
         }
         if !batch.is_empty() {
