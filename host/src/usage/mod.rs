@@ -159,18 +159,19 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
         if let Some(m) = first {
             take(m, &mut batch, &mut waiters);
         }
-        loop {
-            while batch.len() < BATCH {
-                match rx.try_recv() {
-                    Ok(m) => take(m, &mut batch, &mut waiters),
-                    Err(_) => break,
-                }
-            }
-            let Some(until) = linger.filter(|_| batch.len() < BATCH && waiters.is_empty()) else { break };
-            match tokio::time::timeout_at(until, rx.recv()).await {
-                Ok(Some(m)) => take(m, &mut batch, &mut waiters),
-                Ok(None) | Err(_) => break,
-            }
+        while batch.len() < BATCH {
+            let m = match rx.try_recv() {
+                Ok(m) => m,
+                // Nothing queued: wait for more only while lingering and no flush is waiting.
+                Err(_) => match linger.filter(|_| waiters.is_empty()) {
+                    Some(until) => match tokio::time::timeout_at(until, rx.recv()).await {
+                        Ok(Some(m)) => m,
+                        Ok(None) | Err(_) => break,
+                    },
+                    None => break,
+                },
+            };
+            take(m, &mut batch, &mut waiters);
         }
         if !batch.is_empty() {
             match write(&db, &batch).await {
