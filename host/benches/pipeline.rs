@@ -5,7 +5,9 @@
 //! ```sh
 //! cargo bench --bench pipeline
 //! ```
-//! Criterion reports the median; the run also prints p50/p99 over 100 000 requests.
+//! Criterion reports the median; the run also prints p50/p99 over 100 000 requests, one at a time
+//! and in batches of 16 the way the server's lanes run them (each stage over the batch on one
+//! warm instance; the per-request figure is a batch's time over 16).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -103,6 +105,31 @@ async fn pipeline(f: &Fixture) {
     );
 }
 
+/// BATCH requests' policy the way a lane runs it: each stage over the whole batch.
+async fn pipeline_batch(f: &Fixture, requests: &[Arc<PolicyRequest>]) {
+    let p = &f.plugins;
+    let keys: Vec<Arc<KeyRecord>> = p
+        .authn
+        .load()
+        .call_batch(requests, stage::authenticate)
+        .await
+        .into_iter()
+        .map(|k| k.expect("call").expect("authenticated"))
+        .collect();
+    let pairs: Vec<_> = keys.iter().zip(requests).collect();
+    for allowed in p.authz.load().call_batch(&pairs, |b, s, (k, r)| stage::authorize(b, s, k, r)).await {
+        allowed.expect("call").expect("allowed");
+    }
+    let limits = key_state(&keys[0]).limits;
+    for d in p.rate.load().call_batch(&pairs, |b, s, (k, r)| stage::check(b, s, k, r, 1, limits)).await {
+        assert!(d.expect("call").allowed);
+    }
+    let drafts: Vec<_> = pairs.iter().map(|(k, r)| (*k, *r, draft(k))).collect();
+    black_box(p.usage.load().call_batch(&drafts, |b, s, (k, r, d)| stage::enrich(b, s, r, Some(k), d)).await);
+}
+
+const BATCH: usize = 16;
+
 /// The host's draft usage event for a 200 (the pipeline builds one per request).
 fn draft(key: &KeyRecord) -> types::UsageEvent {
     types::UsageEvent {
@@ -131,20 +158,39 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let (f, _dir) = fixture(&rt);
     c.bench_function("pipeline/four_stages", |b| b.iter(|| rt.block_on(pipeline(&f))));
+    let batch = vec![f.request.clone(); BATCH];
+    c.bench_function("pipeline/four_stages_batch_of_16", |b| {
+        b.iter(|| rt.block_on(pipeline_batch(&f, &batch)))
+    });
     stages(c, &rt, &f);
 
-    let mut samples: Vec<u128> = (0..100_000)
+    let samples: Vec<u128> = (0..100_000)
         .map(|_| {
             let start = Instant::now();
             rt.block_on(pipeline(&f));
             start.elapsed().as_nanos()
         })
         .collect();
+    report("pipeline/four_stages", samples, 1);
+    let samples = (0..100_000 / BATCH)
+        .map(|_| {
+            let start = Instant::now();
+            rt.block_on(pipeline_batch(&f, &batch));
+            start.elapsed().as_nanos()
+        })
+        .collect();
+    report("pipeline/four_stages in batches of 16", samples, BATCH);
+}
+
+/// Prints p50, p99 and max per request of `samples` (nanoseconds per run of `per_run` requests).
+fn report(name: &str, mut samples: Vec<u128>, per_run: usize) {
     samples.sort_unstable();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0;
+    let at = |q: f64| {
+        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0 / per_run as f64
+    };
     println!(
-        "pipeline/four_stages over {} requests: p50 {:.2} us, p99 {:.2} us, max {:.2} us",
-        samples.len(),
+        "{name} over {} requests: p50 {:.2} us, p99 {:.2} us, max {:.2} us (per request)",
+        samples.len() * per_run,
         at(0.5),
         at(0.99),
         at(1.0)

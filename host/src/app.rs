@@ -14,6 +14,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::http::enrich::EnrichQueue;
+use crate::http::lanes::{LaneCtx, PolicyLanes};
 use crate::http::{self, AppState, Inner};
 use crate::keys::Pepper;
 use crate::keys::cache::KeyCache;
@@ -89,6 +90,18 @@ impl App {
         let rules_watcher = crate::rules::watch::spawn(rules.clone(), deps.clock.clone())
             .context("watching the policies directory")?;
         let ttl = settings.keys.cache_ttl_seconds as i64 * 1000;
+        let tenant_settings = Arc::new(SettingsCache::new(ttl));
+        let lanes = PolicyLanes::start(
+            LaneCtx {
+                plugins: plugins.clone(),
+                rules: rules.clone(),
+                tenant_settings: tenant_settings.clone(),
+                db: db.clone(),
+                clock: deps.clock.clone(),
+                rate_limit_failure: settings.plugins.rate_limit_failure,
+            },
+            settings.plugins.lanes,
+        );
         let state = AppState::new(Inner {
             settings: (*settings).clone(),
             db,
@@ -99,7 +112,8 @@ impl App {
             enrich: EnrichQueue::start(plugins.clone(), usage.clone(), deps.bypass_policies),
             plugins,
             usage,
-            tenant_settings: SettingsCache::new(ttl),
+            tenant_settings,
+            lanes,
             rules,
             bypass_policies: deps.bypass_policies,
             latency_header: deps.latency_header,

@@ -87,6 +87,63 @@ async fn each_stage_decides() {
     }
 }
 
+/// Requests that reach the stages together are decided together (`http/lanes.rs`); each must
+/// still get its own answer, whichever stage settles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_each_get_their_own_verdict() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let full = app.v1().await;
+    let reader = app
+        .issue_key("demo", json!({"name": "reader", "scope": "custom", "grants": {"orders": "read"}}))
+        .await;
+    let limited = limited_key(&app, json!({"per_second": 1000, "burst": 1000, "per_minute": 10})).await;
+    let unknown = "ak_live_0000000000000000000000000000000000000000";
+    let mut typo = full.key().to_owned().into_bytes();
+    typo[20] = if typo[20] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).expect("ascii");
+    // (key, path, what the answer must be); a 429 is allowed only for the limited key.
+    let kinds: [(Option<&str>, &str, (u16, &str)); 6] = [
+        (None, "/v1/customers", (401, "missing_credentials")),
+        (Some(unknown), "/v1/customers", (401, "invalid_api_key")),
+        (Some(&typo), "/v1/customers", (401, "invalid_api_key")),
+        (Some(&reader), "/v1/customers", (403, "insufficient_scope")),
+        (Some(full.key()), "/v1/customers", (200, "")),
+        (Some(&limited), "/v1/orders", (200, "")),
+    ];
+    for round in 0..3 {
+        let sent = (0..8).flat_map(|_| kinds.iter()).map(|(key, path, want)| {
+            let mut req = app.http.get(app.url(path));
+            if let Some(key) = key {
+                req = req.bearer_auth(key);
+            }
+            async move {
+                let r = req.send().await.expect("send");
+                let status = r.status().as_u16();
+                let has_headers = r.headers().contains_key("ratelimit-policy");
+                let body: Value = if status == 200 { Value::Null } else { r.json().await.expect("problem") };
+                (*key, *want, status, body["code"].as_str().unwrap_or("").to_owned(), has_headers)
+            }
+        });
+        let answers = futures_util::future::join_all(sent).await;
+        let mut limited_ok = 0;
+        for (key, (status, code), got, got_code, has_headers) in answers {
+            if key == Some(limited.as_str()) && got == 429 {
+                assert_eq!(got_code, "rate_limited");
+                continue;
+            }
+            assert_eq!((got, got_code.as_str()), (status, code), "round {round}, key {key:?}");
+            if got == 200 {
+                assert!(has_headers, "an allowed request carries its own rate-limit headers");
+                limited_ok += usize::from(key == Some(limited.as_str()));
+            }
+        }
+        // 8 per round against 10 a minute: the first round fits, later ones share what is left.
+        let expected = [8, 2, 0][round];
+        assert_eq!(limited_ok, expected, "round {round}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trusted_proxies_may_vouch_for_https_and_the_client_address() {
     let db = TestDb::new(Backend::Sqlite).await;

@@ -91,6 +91,9 @@ pub struct PluginSettings {
     /// Warm instances per plugin; calls beyond that wait up to `queue_timeout_ms`, then fail.
     pub max_instances: usize,
     pub queue_timeout_ms: u64,
+    /// Lanes that run the request-path stages: each takes the requests queued to it in batches,
+    /// stage by stage, on warm instances. 0: one lane per CPU.
+    pub lanes: usize,
     /// What a failing rate-limit plugin means: `closed` (refuse with 503) or `open` (let through).
     pub rate_limit_failure: FailMode,
     /// Which plugin serves each stage: a built-in name or `<plugins.dir>/<name>.wasm`.
@@ -206,6 +209,7 @@ impl Default for Settings {
                 memory_limit_mib: 32,
                 max_instances: 16,
                 queue_timeout_ms: 100,
+                lanes: 0,
                 rate_limit_failure: FailMode::Closed,
                 stages: StagePlugins {
                     authenticate: "apikey-auth".into(),

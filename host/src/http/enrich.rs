@@ -8,10 +8,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::keys::store::KeyRecord;
-use crate::plugins::PluginRuntime;
 use crate::plugins::bindings::types;
 use crate::plugins::handles::PolicyRequest;
 use crate::plugins::stage;
+use crate::plugins::{CallError, PluginRuntime};
 use crate::usage::{Ticket, UsageRecord, UsageSink};
 
 /// Exchanges waiting for enrichment; beyond this the draft is recorded without it.
@@ -46,14 +46,11 @@ impl EnrichQueue {
         let sink = usage.clone();
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
-            let mut events = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
-                if !bypass {
-                    enrich_all(&plugins, &batch, &mut events).await;
-                }
-                let mut enriched = events.drain(..);
+                let enriched = if bypass { Vec::new() } else { enrich_all(&plugins, &batch).await };
+                let mut enriched = enriched.into_iter();
                 for x in batch.drain(..) {
-                    let event = enriched.next().unwrap_or_else(|| draft_event(&x));
+                    let event = enriched.next().and_then(Result::ok).unwrap_or_else(|| draft_event(&x));
                     record(&sink, x, event);
                 }
                 tokio::task::yield_now().await;
@@ -74,18 +71,13 @@ impl EnrichQueue {
 }
 
 /// Runs enrich-usage over a batch on one instance (one permit and one hand-off for the lot),
-/// each exchange under its own deadline. An exchange whose call fails keeps its draft, and the
-/// rest go on, on a fresh instance.
-async fn enrich_all(plugins: &PluginRuntime, batch: &[Exchange], events: &mut Vec<types::UsageEvent>) {
+/// each exchange under its own deadline. An exchange whose call fails keeps its draft.
+async fn enrich_all(
+    plugins: &PluginRuntime,
+    batch: &[Exchange],
+) -> Vec<Result<types::UsageEvent, CallError>> {
     let enrich = plugins.usage.load_full();
-    while events.len() < batch.len() {
-        let call = enrich.call_each(batch, events, |b, s, x| {
-            stage::enrich(b, s, &x.request, x.key.as_ref(), &draft_event(x))
-        });
-        if call.await.is_err() {
-            events.push(draft_event(&batch[events.len()]));
-        }
-    }
+    enrich.call_batch(batch, |b, s, x| stage::enrich(b, s, &x.request, x.key.as_ref(), &draft_event(x))).await
 }
 
 /// What the host records about an exchange before enrich-usage amends it.

@@ -6,6 +6,7 @@ mod console;
 pub(crate) mod docs;
 pub mod enrich;
 mod health;
+pub mod lanes;
 mod observe;
 mod oversize;
 pub mod pipeline;
@@ -47,7 +48,9 @@ pub struct Inner {
     pub usage: UsageSink,
     /// Finished exchanges waiting for enrich-usage.
     pub enrich: enrich::EnrichQueue,
-    pub tenant_settings: SettingsCache,
+    pub tenant_settings: Arc<SettingsCache>,
+    /// The lanes that run the request-path policy stages.
+    pub lanes: lanes::PolicyLanes,
     pub rules: Arc<RuleSet>,
     /// Bench-only: skip the policy stages (tenant from the key; no plugins, rules or limits;
     /// usage still recorded from the host's own event).

@@ -1,6 +1,6 @@
 //! The `/v1` policy pipeline: authenticate (wasm) -> authorize (wasm) -> tenant rule ->
-//! rate-limit (wasm) -> handler -> rate-limit headers; then enrich-usage (wasm) after the
-//! response is decided, off the response path.
+//! rate-limit (wasm), run in the request's lane (`lanes.rs`) -> handler -> rate-limit headers;
+//! then enrich-usage (wasm) after the response is decided, off the response path.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,15 +12,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::enrich::Exchange;
+use super::lanes::Verdict;
 use super::{AppState, Problem, ProblemCode};
-use crate::config::FailMode;
 use crate::keys::cache::Lookup;
 use crate::keys::store::KeyRecord;
+use crate::plugins::Stage;
 use crate::plugins::bindings::types;
-use crate::plugins::handles::{PolicyRequest, Prefetched, key_state};
-use crate::plugins::{CallError, Stage, stage};
+use crate::plugins::handles::{PolicyRequest, Prefetched};
 use crate::resources::store::TenantId;
-use crate::rules::{Inputs, RuleKey, RuleLimits, RuleRequest};
 
 pub async fn run(
     State(state): State<AppState>,
@@ -49,59 +48,28 @@ pub async fn run(
     if state.bypass_policies {
         return bypass(&state, info, req, next, start).await;
     }
-    // Guards, not `Arc` clones: a request takes each stage's current version without touching
-    // a reference count that every worker thread shares.
-    let plugins = &state.plugins;
-
-    let authn = plugins.authn.load();
-    let principal = match authn.call(|b, s| stage::authenticate(b, s, &info)).await {
-        Ok(Ok(key)) => key,
-        Ok(Err(denial)) => return finish(&state, info, None, denied(denial), start),
-        Err(e) => return finish(&state, info, None, unavailable(Stage::Authenticate, &e), start),
+    // The prefetched key's tenant settings, read here so a cache miss waits in this request's
+    // task rather than in its lane.
+    let settings = match info.known() {
+        Some(k) => Some(state.tenant_settings.get(&state.db, &k.tenant_id, now).await),
+        None => None,
     };
-
-    let authz = plugins.authz.load();
-    match authz.call(|b, s| stage::authorize(b, s, &principal, &info)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(denial)) => return finish(&state, info, Some(principal), denied(denial), start),
-        Err(e) => return finish(&state, info, Some(principal), unavailable(Stage::Authorize, &e), start),
-    }
-
-    let tenant_settings = match state.tenant_settings.get(&state.db, &principal.tenant_id, now).await {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "tenant settings");
-            return finish(
-                &state,
-                info,
-                Some(principal),
-                Problem::unavailable("database_unavailable", "Retry later").into_response(),
-                start,
-            );
+    let (principal, settings, rule, decision) = match state.lanes.decide(info.clone(), settings).await {
+        Verdict::Checked { key, settings, rule, decision } => (key, settings, rule, decision),
+        Verdict::Denied { key, denial } => return finish(&state, info, key, denied(denial), start),
+        Verdict::Unavailable { key, stage, error } => {
+            return finish(&state, info, key, unavailable(Some(stage), &error), start);
+        }
+        Verdict::NoSettings { key, error } => {
+            tracing::error!(error = %error, "tenant settings");
+            let response = Problem::unavailable("database_unavailable", "Retry later").into_response();
+            return finish(&state, info, Some(key), response, start);
+        }
+        Verdict::Lost => {
+            return finish(&state, info, None, unavailable(None, &"its lane dropped the request"), start);
         }
     };
-    let key_limits = key_state(&principal).limits;
-    let inputs = || Inputs::new(rule_request(&info, &tenant_settings.timezone), rule_key(&principal));
-    let evaluated = state.rules.evaluate(&principal.tenant_id, inputs, rule_limits(&key_limits));
-    let l = evaluated.limits;
-    let limits = types::Limits {
-        per_second: l.per_second,
-        per_minute: l.per_minute,
-        per_hour: l.per_hour,
-        per_day: l.per_day,
-        burst: l.burst,
-        burst_window_seconds: key_limits.burst_window_seconds,
-    };
-    let rule = evaluated.rule;
-    let rate = plugins.rate.load();
-    let decision = match rate.call(|b, s| stage::check(b, s, &principal, &info, l.cost, limits)).await {
-        Ok(d) => Some(d),
-        Err(e) if state.settings.plugins.rate_limit_failure == FailMode::Closed => {
-            return finish(&state, info, Some(principal), unavailable(Stage::RateLimit, &e), start);
-        }
-        Err(_) => None,
-    };
-    let headers_on = tenant_settings.rate_limits.send_rate_limit_headers;
+    let headers_on = settings.rate_limits.send_rate_limit_headers;
     if let Some(d) = decision.as_ref().filter(|d| !d.allowed) {
         let window = d.denied_window.as_deref().unwrap_or("window");
         let retry = d.retry_after_seconds.unwrap_or(1);
@@ -110,7 +78,7 @@ pub async fn run(
             "rate_limited",
             format!("Rate limit exceeded for the {window} window; retry in {retry} seconds"),
         );
-        if tenant_settings.rate_limits.send_retry_after {
+        if settings.rate_limits.send_retry_after {
             problem = problem.with_header(header::RETRY_AFTER, HeaderValue::from(retry));
         }
         problem = problem.with_rule(rule.clone());
@@ -127,38 +95,6 @@ pub async fn run(
         rate_headers(response.headers_mut(), d);
     }
     finish_with(&state, info, Some(principal), response, start, rule)
-}
-
-fn rule_request(info: &PolicyRequest, timezone: &str) -> RuleRequest {
-    RuleRequest {
-        method: info.method.as_str().into(),
-        route: info.route.as_str().into(),
-        path: info.path.as_str().into(),
-        module: info.module.as_str().into(),
-        operation: if info.operation == types::Operation::Read { "read".into() } else { "write".into() },
-        time_ms: info.time_ms,
-        timezone: timezone.into(),
-    }
-}
-
-fn rule_key(k: &KeyRecord) -> RuleKey {
-    RuleKey {
-        id: k.id.as_str().into(),
-        name: k.name.as_str().into(),
-        environment: k.environment.as_str().into(),
-        grants: k.grants.clone(),
-    }
-}
-
-fn rule_limits(l: &types::Limits) -> RuleLimits {
-    RuleLimits {
-        per_second: l.per_second,
-        per_minute: l.per_minute,
-        per_hour: l.per_hour,
-        per_day: l.per_day,
-        burst: l.burst,
-        cost: 1,
-    }
 }
 
 /// Bench-only: the policy stages (plugins and rules) skipped; the key is still looked up for its
@@ -244,13 +180,15 @@ fn denied(d: types::Denial) -> Response {
     Problem::new(status, &d.code, d.detail).into_response()
 }
 
-fn unavailable(stage: Stage, e: &CallError) -> Response {
-    tracing::error!(stage = stage.as_str(), error = %e, "policy stage failed; failing closed");
-    Problem::unavailable(
-        "policy_unavailable",
-        format!("The {} policy is unavailable; retry later", stage.as_str()),
-    )
-    .into_response()
+/// 503 for a stage that failed (or, without a stage, a lane that stopped).
+fn unavailable(stage: Option<Stage>, e: &dyn std::fmt::Display) -> Response {
+    let name = stage.map_or("policy", Stage::as_str);
+    tracing::error!(stage = name, error = %e, "policy stage failed; failing closed");
+    let detail = match stage {
+        Some(stage) => format!("The {} policy is unavailable; retry later", stage.as_str()),
+        None => "The policy stages are unavailable; retry later".to_owned(),
+    };
+    Problem::unavailable("policy_unavailable", detail).into_response()
 }
 
 /// `Authorization: Bearer ...` or `X-API-Key: ...`.

@@ -60,7 +60,7 @@ pub enum LoadError {
 }
 
 /// Why a call did not produce an answer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CallError {
     #[error("no instance became free within the queue timeout")]
     Overloaded,
@@ -304,38 +304,45 @@ impl<B: Bindings> Loaded<B> {
         }
     }
 
-    /// Calls `f` for each of `items` from `out.len()` on, pushing its results to `out`: one
-    /// permit and one instance hand-off for the lot, and a deadline per item. The first failure
-    /// ends the run (its instance is thrown away) and is returned; `out` then holds the results
-    /// before it.
-    pub async fn call_each<T, R>(
+    /// Calls `f` for each of `items`, in order, on one warm instance: one permit and one
+    /// hand-off for the lot, and a deadline per item. An item whose call fails gets its error
+    /// and the instance is thrown away; the items after it go on, on a fresh instance.
+    pub async fn call_batch<T, R>(
         &self,
         items: &[T],
-        out: &mut Vec<R>,
         mut f: impl FnMut(&B, &mut Store<StoreData>, &T) -> wasmtime::Result<R>,
-    ) -> Result<(), CallError> {
-        let _permit = self.permit().await?;
-        let mut instance = self.instance()?;
-        let (store, bindings) = &mut *instance;
-        let first = out.len();
-        let mut failure = None;
-        for item in items.iter().skip(first) {
-            match self.run(bindings, store, |b, s| f(b, s, item)) {
-                Ok(value) => out.push(value),
+    ) -> Vec<Result<R, CallError>> {
+        let mut out = Vec::with_capacity(items.len());
+        let _permit = match self.permit().await {
+            Ok(p) => p,
+            Err(e) => {
+                out.extend(items.iter().map(|_| Err(e.clone())));
+                return out;
+            }
+        };
+        let mut warm: Option<Instance<B>> = None;
+        for item in items {
+            let mut instance = match warm.take().map_or_else(|| self.instance(), Ok) {
+                Ok(i) => i,
                 Err(e) => {
-                    failure = Some(e);
-                    break;
+                    out.push(Err(e));
+                    continue;
                 }
+            };
+            let (store, bindings) = &mut *instance;
+            match self.run(bindings, store, |b, s| f(b, s, item)) {
+                Ok(value) => {
+                    out.push(Ok(value));
+                    warm = Some(instance);
+                }
+                Err(e) => out.push(Err(self.failed(e))),
             }
         }
-        self.metrics.ok.increment((out.len() - first) as u64);
-        match failure {
-            None => {
-                self.keep_warm(instance);
-                Ok(())
-            }
-            Some(e) => Err(self.failed(e)),
+        self.metrics.ok.increment(out.iter().filter(|r| r.is_ok()).count() as u64);
+        if let Some(instance) = warm {
+            self.keep_warm(instance);
         }
+        out
     }
 
     /// The common case takes a free slot at once; only a full count waits (with a timeout).
