@@ -8,7 +8,7 @@ pub mod authenticator {
     wasmtime::component::bindgen!({
         world: "authenticator",
         path: "../sdk/wit",
-        // A lent request or key that is no longer in the table is the plugin's fault: trap it.
+        // A handle the host cannot resolve is the plugin's fault: trap it.
         imports: { default: trappable },
         with: {
             "angage:policy/types.request": crate::plugins::handles::RequestRef,

@@ -1,6 +1,7 @@
 //! The request and key the host lends plugins as WIT resources. A stage call puts them in its
-//! store's resource table for the length of the call; a plugin reads fields through the
-//! methods below, so only what it asks for is copied into its memory.
+//! store (`Lent`) for the length of the call and hands the plugin borrowed handles with fixed
+//! numbers; keys a plugin owns (from `lookup-key`) live in the store's resource table. A plugin
+//! reads fields through the methods below, so only what it asks for is copied into its memory.
 
 use std::sync::Arc;
 
@@ -70,19 +71,41 @@ impl PolicyRequest {
     }
 }
 
-/// A request lent to a plugin.
-pub struct RequestRef(pub Arc<PolicyRequest>);
+/// The WIT `request` resource. A request is only ever lent, never owned by a plugin: the handle
+/// names `Lent::request`.
+pub struct RequestRef;
 
-/// A key handed to a plugin (by `lookup-key`) or lent to it (as the caller).
+/// A key handed to a plugin (by `lookup-key`); the caller's key is lent (`Lent::key`).
 pub struct KeyRef(pub Arc<KeyRecord>);
+
+/// What one stage call lends its plugin. Borrowed handles carry these fixed numbers instead of a
+/// resource-table entry: lending costs no allocation, and the component model already stops a
+/// plugin from keeping a borrowed handle past the call.
+#[derive(Default)]
+pub struct Lent {
+    pub request: Option<Arc<PolicyRequest>>,
+    pub key: Option<Arc<KeyRecord>>,
+}
+
+/// The handle number of the lent request.
+pub const LENT_REQUEST: u32 = u32::MAX;
+/// The handle number of the lent key; the resource table never grows this far.
+pub const LENT_KEY: u32 = u32::MAX - 1;
 
 impl StoreData {
     fn request(&self, r: &Resource<RequestRef>) -> wasmtime::Result<&PolicyRequest> {
-        Ok(&self.table.get(r)?.0)
+        match (&self.lent.request, r.rep()) {
+            (Some(request), LENT_REQUEST) => Ok(request),
+            _ => wasmtime::bail!("no request is lent under handle {}", r.rep()),
+        }
     }
 
     fn key(&self, k: &Resource<KeyRef>) -> wasmtime::Result<&KeyRecord> {
-        Ok(&self.table.get(k)?.0)
+        match (&self.lent.key, k.rep()) {
+            (Some(key), LENT_KEY) => Ok(key),
+            (None, LENT_KEY) => wasmtime::bail!("no key is lent"),
+            _ => Ok(&self.table.get(k)?.0),
+        }
     }
 }
 
@@ -136,8 +159,8 @@ impl types::HostRequest for StoreData {
     }
 
     fn drop(&mut self, r: Resource<RequestRef>) -> wasmtime::Result<()> {
-        self.table.delete(r)?;
-        Ok(())
+        // Only owned handles are dropped, and a plugin never owns a request.
+        wasmtime::bail!("request handle {} was never owned", r.rep())
     }
 }
 

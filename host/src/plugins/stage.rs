@@ -7,7 +7,7 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, Resource};
 
 use super::bindings::{authenticator, authorizer, rate_limiter, types, usage_enricher};
-use super::handles::{KeyRef, PolicyRequest, RequestRef};
+use super::handles::{KeyRef, LENT_KEY, LENT_REQUEST, Lent, PolicyRequest, RequestRef};
 use super::store_data::StoreData;
 use crate::keys::store::KeyRecord;
 
@@ -94,18 +94,25 @@ fn sample_key() -> Arc<KeyRecord> {
     })
 }
 
-/// Puts `value` in the store's table for the length of a call.
-fn lend<T: Send + 'static>(s: &mut Store<StoreData>, value: T) -> wasmtime::Result<Resource<T>> {
-    Ok(s.data_mut().table.push(value)?)
+/// Lends the request (and the caller's key) for one call.
+fn lend(s: &mut Store<StoreData>, request: &Arc<PolicyRequest>, key: Option<&Arc<KeyRecord>>) {
+    s.data_mut().lent = Lent { request: Some(request.clone()), key: key.cloned() };
 }
 
-/// The handle a call passes as `borrow<T>`.
-fn borrowed<T: 'static>(r: &Resource<T>) -> Resource<T> {
-    Resource::new_borrow(r.rep())
+/// The handle a call passes for the lent request.
+fn lent_request() -> Resource<RequestRef> {
+    Resource::new_borrow(LENT_REQUEST)
 }
 
-fn take_back<T: 'static>(s: &mut Store<StoreData>, r: Resource<T>) -> wasmtime::Result<T> {
-    Ok(s.data_mut().table.delete(r)?)
+/// The handle a call passes for the lent key.
+fn lent_key() -> Resource<KeyRef> {
+    Resource::new_borrow(LENT_KEY)
+}
+
+/// Ends the loan, whatever the call did.
+fn take_back<R>(s: &mut Store<StoreData>, out: wasmtime::Result<R>) -> wasmtime::Result<R> {
+    s.data_mut().lent = Lent::default();
+    out
 }
 
 /// The authenticate call: the key the plugin chose, or its refusal.
@@ -114,13 +121,9 @@ pub fn authenticate(
     s: &mut Store<StoreData>,
     request: &Arc<PolicyRequest>,
 ) -> wasmtime::Result<Result<Arc<KeyRecord>, types::Denial>> {
-    let r = lend(s, RequestRef(request.clone()))?;
-    s.data_mut().authenticating = Some(request.clone());
-    let out = b.angage_policy_authenticate().call_authenticate(&mut *s, borrowed(&r));
-    s.data_mut().authenticating = None;
-    let out = out?;
-    take_back(s, r)?;
-    match out {
+    lend(s, request, None);
+    let out = b.angage_policy_authenticate().call_authenticate(&mut *s, lent_request());
+    match take_back(s, out)? {
         Ok(key) => Ok(Ok(s.data_mut().take_key(key)?)),
         Err(denial) => Ok(Err(denial)),
     }
@@ -133,12 +136,9 @@ pub fn authorize(
     key: &Arc<KeyRecord>,
     request: &Arc<PolicyRequest>,
 ) -> wasmtime::Result<Result<(), types::Denial>> {
-    let k = lend(s, KeyRef(key.clone()))?;
-    let r = lend(s, RequestRef(request.clone()))?;
-    let out = b.angage_policy_authorize().call_authorize(&mut *s, borrowed(&k), borrowed(&r))?;
-    take_back(s, r)?;
-    take_back(s, k)?;
-    Ok(out)
+    lend(s, request, Some(key));
+    let out = b.angage_policy_authorize().call_authorize(&mut *s, lent_key(), lent_request());
+    take_back(s, out)
 }
 
 /// The rate-limit call: `cost` units against `limits`.
@@ -150,12 +150,9 @@ pub fn check(
     cost: u64,
     limits: types::Limits,
 ) -> wasmtime::Result<types::RateDecision> {
-    let k = lend(s, KeyRef(key.clone()))?;
-    let r = lend(s, RequestRef(request.clone()))?;
-    let out = b.angage_policy_rate_limit().call_check(&mut *s, borrowed(&k), borrowed(&r), cost, limits)?;
-    take_back(s, r)?;
-    take_back(s, k)?;
-    Ok(out)
+    lend(s, request, Some(key));
+    let out = b.angage_policy_rate_limit().call_check(&mut *s, lent_key(), lent_request(), cost, limits);
+    take_back(s, out)
 }
 
 /// The enrich-usage call.
@@ -166,15 +163,10 @@ pub fn enrich(
     key: Option<&Arc<KeyRecord>>,
     draft: &types::UsageEvent,
 ) -> wasmtime::Result<types::UsageEvent> {
-    let k = key.map(|k| lend(s, KeyRef(k.clone()))).transpose()?;
-    let r = lend(s, RequestRef(request.clone()))?;
+    lend(s, request, key);
     let out =
-        b.angage_policy_enrich_usage().call_enrich(&mut *s, borrowed(&r), k.as_ref().map(borrowed), draft)?;
-    take_back(s, r)?;
-    if let Some(k) = k {
-        take_back(s, k)?;
-    }
-    Ok(out)
+        b.angage_policy_enrich_usage().call_enrich(&mut *s, lent_request(), key.map(|_| lent_key()), draft);
+    take_back(s, out)
 }
 
 impl Bindings for authenticator::Authenticator {

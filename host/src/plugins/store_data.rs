@@ -7,7 +7,7 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
 use super::bindings::{host, types};
 use super::counters::{Charge, CounterOp, Counters};
-use super::handles::{KeyRef, PolicyRequest};
+use super::handles::{KeyRef, Lent};
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::keys::cache::{KeyCache, Lookup};
@@ -27,10 +27,10 @@ pub struct StoreData {
     pub plugin: Arc<str>,
     pub config: Arc<str>,
     pub ctx: Arc<HostCtx>,
-    /// The requests and keys lent to the plugin during a call.
+    /// What the current stage call lends the plugin.
+    pub lent: Lent,
+    /// The keys the plugin owns (from `lookup-key`).
     pub table: ResourceTable,
-    /// The request of an authenticate call in progress (for its prefetched key).
-    pub authenticating: Option<Arc<PolicyRequest>>,
     /// Keys from `lookup-key` the plugin still holds; the table lives outside its memory cap.
     pub keys_held: usize,
 }
@@ -43,7 +43,7 @@ impl StoreData {
     pub fn new(plugin: Arc<str>, config: Arc<str>, ctx: Arc<HostCtx>, memory_bytes: usize) -> Self {
         let limits =
             StoreLimitsBuilder::new().memory_size(memory_bytes).instances(32).tables(32).memories(8).build();
-        Self { limits, plugin, config, ctx, table: ResourceTable::new(), authenticating: None, keys_held: 0 }
+        Self { limits, plugin, config, ctx, lent: Lent::default(), table: ResourceTable::new(), keys_held: 0 }
     }
 
     /// Gives the plugin a key it owns (from `lookup-key`).
@@ -68,7 +68,7 @@ impl host::Host for StoreData {
         if self.keys_held >= MAX_KEYS_HELD {
             wasmtime::bail!("holds {MAX_KEYS_HELD} keys from lookup-key without dropping them");
         }
-        if let Some(known) = self.authenticating.as_ref().and_then(|r| r.prefetched.as_ref())
+        if let Some(known) = self.lent.request.as_ref().and_then(|r| r.prefetched.as_ref())
             && known.presented == presented
         {
             return self.hand_out(known.key.clone());
