@@ -53,6 +53,9 @@ impl Default for Deps {
 impl App {
     /// Connects and migrates the store, runs the first-start bootstrap and binds the listener.
     pub async fn build(settings: Settings, deps: Deps) -> anyhow::Result<Self> {
+        // First: the key cache and the plugins register metric handles as they are made, and a
+        // handle made before the recorder exists records nothing, ever.
+        let metrics = telemetry::metrics_handle();
         let db = Db::connect(&settings.database).await.context("opening the database")?;
         db.migrate().await.context("migrating the database")?;
         let pepper = Pepper::resolve(&settings.keys.pepper, &settings.profile, &settings.data.dir)?;
@@ -105,7 +108,7 @@ impl App {
         let state = AppState::new(Inner {
             settings: (*settings).clone(),
             db,
-            metrics: telemetry::metrics_handle(),
+            metrics,
             clock: deps.clock,
             keys,
             throttle,

@@ -1,6 +1,6 @@
 //! Liveness, readiness, metrics and request ids over HTTP.
 
-use crate::helpers::{Backend, backends, problem, spawn_app};
+use crate::helpers::{Backend, backends, problem, spawn_app, start_binary};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_metrics_and_request_id_echo() {
@@ -47,4 +47,38 @@ async fn readyz_fails_when_the_database_is_gone() {
         assert_eq!(app.get("/healthz").await.status(), 200, "the process is still up");
         app.stop().await;
     }
+}
+
+/// The real binary (one app in its process, as in production) reports the metrics the request
+/// path records through handles it registers at start-up.
+#[test]
+fn the_binary_reports_policy_and_key_cache_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_binary(dir.path());
+    let key = server
+        .wait_for_stdout(|out| out.split_whitespace().find(|w| w.starts_with("ak_test_")).map(str::to_owned));
+    let bearer = format!("Bearer {key}");
+    for _ in 0..2 {
+        let r = server.get("/v1/customers", &[("Authorization", &bearer)]);
+        assert!(r.starts_with("HTTP/1.1 200 OK"), "{r}");
+    }
+    let wanted = [
+        "angage_plugin_calls_total{stage=\"authenticate\",outcome=\"ok\"} 2",
+        "angage_plugin_calls_total{stage=\"rate_limit\",outcome=\"ok\"} 2",
+        "angage_key_cache_misses_total 1",
+        "angage_key_cache_hits_total 1",
+        "angage_policy_batch_requests_count 2",
+    ];
+    // Histograms reach the text once the recorder's upkeep (every second) has run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut text = server.get("/metrics", &[]);
+    while !wanted.iter().all(|w| text.contains(w)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text = server.get("/metrics", &[]);
+    }
+    for w in wanted {
+        assert!(text.contains(w), "{w} missing from:\n{text}");
+    }
+    let (code, _) = server.sigterm_and_wait();
+    assert_eq!(code, 0);
 }

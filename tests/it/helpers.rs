@@ -418,3 +418,100 @@ impl AdminSession<'_> {
         self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
     }
 }
+
+/// The real `angage` binary, serving on a port of its own.
+pub struct BinaryServer {
+    child: std::process::Child,
+    pub addr: String,
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Starts the real binary on port 0 in `dir` and waits for its "listening" log line.
+pub fn start_binary(dir: &std::path::Path) -> BinaryServer {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let mut child = angage_bin()
+        .current_dir(dir)
+        .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn angage");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr = None;
+    for line in lines.by_ref().map_while(Result::ok) {
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+        if event["message"] == "listening" {
+            addr = event["addr"].as_str().map(str::to_owned);
+            break;
+        }
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut pipe = child.stdout.take().expect("stdout");
+    let sink = stdout.clone();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            sink.lock().expect("stdout").push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    BinaryServer { child, addr: addr.expect("the server logs its address"), stdout, reader: Some(reader) }
+}
+
+impl BinaryServer {
+    /// A GET over a fresh connection; the whole response (status line, headers, body).
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> String {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(&self.addr).expect("connect");
+        let extra: String = headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+        write!(conn, "GET {path} HTTP/1.1\r\nHost: {}\r\n{extra}Connection: close\r\n\r\n", self.addr)
+            .expect("write");
+        let mut response = String::new();
+        conn.read_to_string(&mut response).expect("read");
+        response
+    }
+
+    /// What the process printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().expect("stdout").clone()
+    }
+
+    /// Waits (up to 10 s) until `find` finds what it looks for in stdout.
+    pub fn wait_for_stdout<T>(&self, find: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let out = self.stdout();
+            if let Some(found) = find(&out) {
+                return found;
+            }
+            assert!(std::time::Instant::now() < deadline, "not printed within 10 s: {out}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM; returns the exit code and everything the process printed on stdout.
+    pub fn sigterm_and_wait(mut self) -> (i32, String) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let code = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status.code().unwrap_or(-1);
+            }
+            assert!(std::time::Instant::now() < deadline, "no exit within 10 s of SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        (code, self.stdout())
+    }
+}
