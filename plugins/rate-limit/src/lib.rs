@@ -4,8 +4,11 @@
 //!
 //! Each window keeps a counter per fixed interval; the limit a request meets is the window's
 //! limit minus the previous interval's count weighted by how much of it still overlaps the
-//! sliding window (Cloudflare's approximation: accurate to a fraction of a request). A past
-//! interval's count is read from the host once per instance and kept: it no longer changes.
+//! sliding window (Cloudflare's approximation: accurate to a fraction of a request).
+//!
+//! An instance keeps, per key, each window's current interval with its counter op (the counter's
+//! name is built once an interval) and the previous interval's count, read from the host once:
+//! a past interval no longer changes. Most requests make one host call, the charge itself.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -17,6 +20,7 @@ use angage_plugin_sdk::{
 pub struct SlidingWindow;
 
 /// A window to enforce: name, length and limit.
+#[derive(Clone, Copy)]
 struct Window {
     name: &'static str,
     ms: i64,
@@ -38,98 +42,90 @@ fn windows(limits: &Limits) -> Vec<Window> {
     out
 }
 
-/// The counts a window sees now: previous interval (weighted) and current interval.
-struct Seen {
-    weighted_previous: u64,
+/// What this instance keeps about one key: per window it enforces, the interval it charges now
+/// and the previous interval's count; `ops[i]` is window `i`'s charge, handed to the host as is.
+#[derive(Default)]
+struct Tracked {
+    windows: Vec<Interval>,
+    ops: Vec<CounterOp>,
+}
+
+/// A window's current interval.
+struct Interval {
+    window: Window,
+    index: i64,
     previous: u64,
-    index: i64,
 }
 
-/// Every window's counts. A past interval's count no longer changes (but for requests in
-/// flight as it ended, which the approximation tolerates), so this instance asks the host for it
-/// once and keeps it: most requests make no call for the previous intervals at all.
-fn seen(key_id: &str, ws: &[Window], now: i64) -> Vec<Seen> {
-    let past_index = |w: &Window| now.div_euclid(w.ms) - 1;
-    let previous: Vec<Option<u64>> = PAST.with(|past| {
-        let mut past = past.borrow_mut();
-        // One lookup of the key's intervals for all its windows.
-        let mut previous: Vec<Option<u64>> = match past.get(key_id) {
-            Some(entries) => ws
-                .iter()
-                .map(|w| {
-                    let index = past_index(w);
-                    entries
-                        .iter()
-                        .find(|p| p.name == w.name && p.ms == w.ms && p.index == index)
-                        .map(|p| p.count)
-                })
-                .collect(),
-            None => vec![None; ws.len()],
-        };
-        let missing: Vec<usize> = (0..ws.len()).filter(|&i| previous[i].is_none()).collect();
-        if missing.is_empty() {
-            return previous;
-        }
-        let keys: Vec<String> =
-            missing.iter().map(|&i| counter_key(key_id, &ws[i], past_index(&ws[i]))).collect();
-        let fetched = host::get_counters(&keys);
-        if past.len() > PAST_CAPACITY {
-            past.clear();
-        }
-        let entries = past.entry(key_id.to_owned()).or_default();
-        for (&i, count) in missing.iter().zip(fetched) {
-            let w = &ws[i];
-            previous[i] = Some(count);
-            entries.retain(|p| !(p.name == w.name && p.ms == w.ms));
-            entries.push(PastInterval { name: w.name, ms: w.ms, index: past_index(w), count });
-        }
-        previous
-    });
-    let previous = previous.into_iter().map(Option::unwrap_or_default);
-    ws.iter()
-        .zip(previous)
-        .map(|(w, previous)| {
-            let elapsed = now.rem_euclid(w.ms) as f64 / w.ms as f64;
-            let weight = 1.0 - elapsed;
-            Seen {
-                weighted_previous: (previous as f64 * weight).floor() as u64,
-                previous,
-                index: now.div_euclid(w.ms),
-            }
-        })
-        .collect()
-}
-
-/// The last past interval this instance read, per window.
-struct PastInterval {
-    name: &'static str,
-    ms: i64,
-    index: i64,
-    count: u64,
-}
-
-/// Past intervals' counts this instance has read, by key id.
-type Past = HashMap<String, Vec<PastInterval>>;
+/// Keys this instance has charged, by key id.
+type Keys = HashMap<String, Tracked>;
 
 /// Enough for this many active keys; beyond it the map starts over.
-const PAST_CAPACITY: usize = 50_000;
+const KEYS_CAPACITY: usize = 50_000;
 
 thread_local! {
-    static PAST: RefCell<Past> = RefCell::new(HashMap::new());
+    static KEYS: RefCell<Keys> = RefCell::new(HashMap::new());
 }
 
-/// `{key_id}:{window}:{ms}:{index}`, built without the formatting machinery: ten of these per
-/// request are a measurable share of the plugin's time.
+impl Tracked {
+    /// Brings the windows up to `now` for these limits: a window that moved to a new interval
+    /// gets its counter's name and, in one host call for all of them, its previous count.
+    fn advance(&mut self, key_id: &str, ws: &[Window], now: i64) {
+        let same_shape = self.windows.len() == ws.len()
+            && self.windows.iter().zip(ws).all(|(t, w)| t.window.name == w.name && t.window.ms == w.ms);
+        if !same_shape {
+            self.windows =
+                ws.iter().map(|&window| Interval { window, index: i64::MIN, previous: 0 }).collect();
+            self.ops =
+                ws.iter().map(|_| CounterOp { key: String::new(), cost: 0, limit: 0, ttl_ms: 0 }).collect();
+        }
+        let mut moved = Vec::new();
+        for (i, (t, w)) in self.windows.iter_mut().zip(ws).enumerate() {
+            t.window.limit = w.limit;
+            let index = now.div_euclid(w.ms);
+            if t.index != index {
+                t.index = index;
+                write_counter_key(&mut self.ops[i].key, key_id, w, index);
+                moved.push(i);
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        let past: Vec<String> = moved
+            .iter()
+            .map(|&i| counter_key(key_id, &self.windows[i].window, self.windows[i].index - 1))
+            .collect();
+        for (&i, count) in moved.iter().zip(host::get_counters(&past)) {
+            self.windows[i].previous = count;
+        }
+    }
+}
+
+/// The previous interval's count, weighted by how much of it the sliding window still covers.
+fn weighted_previous(t: &Interval, now: i64) -> u64 {
+    let elapsed = now.rem_euclid(t.window.ms) as f64 / t.window.ms as f64;
+    (t.previous as f64 * (1.0 - elapsed)).floor() as u64
+}
+
+/// `{key_id}:{window}:{ms}:{index}`, built without the formatting machinery.
 fn counter_key(key_id: &str, w: &Window, index: i64) -> String {
-    let mut key = String::with_capacity(key_id.len() + w.name.len() + 24);
-    key.push_str(key_id);
-    key.push(':');
-    key.push_str(w.name);
-    key.push(':');
-    push_int(&mut key, w.ms);
-    key.push(':');
-    push_int(&mut key, index);
+    let mut key = String::new();
+    write_counter_key(&mut key, key_id, w, index);
     key
+}
+
+/// `counter_key` into `out`, reusing its buffer.
+fn write_counter_key(out: &mut String, key_id: &str, w: &Window, index: i64) {
+    out.clear();
+    out.reserve(key_id.len() + w.name.len() + 24);
+    out.push_str(key_id);
+    out.push(':');
+    out.push_str(w.name);
+    out.push(':');
+    push_int(out, w.ms);
+    out.push(':');
+    push_int(out, index);
 }
 
 fn push_int(out: &mut String, n: i64) {
@@ -151,11 +147,12 @@ fn push_int(out: &mut String, n: i64) {
 }
 
 /// Seconds until `cost` more fits in this window, given its current counts.
-fn retry_after(w: &Window, s: &Seen, current: u64, cost: u64, now: i64) -> u64 {
-    let start = s.index * w.ms;
-    let ms_until = if current + cost <= w.limit && s.previous > 0 {
+fn retry_after(t: &Interval, current: u64, cost: u64, now: i64) -> u64 {
+    let w = &t.window;
+    let start = t.index * w.ms;
+    let ms_until = if current + cost <= w.limit && t.previous > 0 {
         // Still this interval: wait until the previous interval's weight has fallen enough.
-        let weight_needed = (w.limit - current - cost) as f64 / s.previous as f64;
+        let weight_needed = (w.limit - current - cost) as f64 / t.previous as f64;
         let at = start + (w.ms as f64 * (1.0 - weight_needed)).ceil() as i64;
         at - now
     } else if current == 0 || cost > w.limit {
@@ -184,45 +181,55 @@ impl RateLimiter for SlidingWindow {
             };
         }
         let now = host::now_ms();
-        let key_id = &key.id();
-        let seen = seen(key_id, &ws, now);
-        let ops: Vec<CounterOp> = ws
-            .iter()
-            .zip(&seen)
-            .map(|(w, s)| CounterOp {
-                key: counter_key(key_id, w, s.index),
-                cost,
-                limit: w.limit.saturating_sub(s.weighted_previous),
-                ttl_ms: (2 * w.ms) as u64,
-            })
-            .collect();
-        let (allowed, values, denied) = match host::check_and_increment(&ops) {
-            ChargeResult::Charged(values) => (true, values, None),
-            ChargeResult::Refused(r) => (false, r.values, Some(r.index as usize)),
-        };
-        let windows: Vec<WindowState> = ws
-            .iter()
-            .zip(&seen)
-            .zip(&values)
-            .map(|((w, s), current)| {
-                let used = s.weighted_previous + current;
-                let reset_ms = (s.index + 1) * w.ms - now;
-                WindowState {
-                    name: w.name.into(),
-                    window_seconds: (w.ms / 1000) as u64,
-                    limit: w.limit,
-                    remaining: w.limit.saturating_sub(used),
-                    reset_seconds: ((reset_ms.max(1)) as u64).div_ceil(1000),
-                }
-            })
-            .collect();
-        let retry = denied.map(|i| retry_after(&ws[i], &seen[i], values[i], cost, now));
-        RateDecision {
-            allowed,
-            windows,
-            denied_window: denied.map(|i| ws[i].name.to_owned()),
-            retry_after_seconds: retry,
-        }
+        let key_id = key.id();
+        KEYS.with(|keys| {
+            let mut keys = keys.borrow_mut();
+            let mut tracked = keys.remove(&key_id).unwrap_or_default();
+            if keys.len() >= KEYS_CAPACITY {
+                keys.clear();
+            }
+            tracked.advance(&key_id, &ws, now);
+            let decision = decide(&mut tracked, cost, now);
+            keys.insert(key_id, tracked);
+            decision
+        })
+    }
+}
+
+/// Charges every window of `tracked` with `cost`, all or none, and describes the windows after.
+fn decide(tracked: &mut Tracked, cost: u64, now: i64) -> RateDecision {
+    for (t, op) in tracked.windows.iter().zip(tracked.ops.iter_mut()) {
+        op.cost = cost;
+        op.limit = t.window.limit.saturating_sub(weighted_previous(t, now));
+        op.ttl_ms = (2 * t.window.ms) as u64;
+    }
+    let (allowed, values, denied) = match host::check_and_increment(&tracked.ops) {
+        ChargeResult::Charged(values) => (true, values, None),
+        ChargeResult::Refused(r) => (false, r.values, Some(r.index as usize)),
+    };
+    let windows = tracked
+        .windows
+        .iter()
+        .zip(&values)
+        .map(|(t, current)| {
+            let w = &t.window;
+            let used = weighted_previous(t, now) + current;
+            let reset_ms = (t.index + 1) * w.ms - now;
+            WindowState {
+                name: w.name.into(),
+                window_seconds: (w.ms / 1000) as u64,
+                limit: w.limit,
+                remaining: w.limit.saturating_sub(used),
+                reset_seconds: ((reset_ms.max(1)) as u64).div_ceil(1000),
+            }
+        })
+        .collect();
+    let refused = denied.and_then(|i| Some((tracked.windows.get(i)?, *values.get(i)?)));
+    RateDecision {
+        allowed,
+        windows,
+        denied_window: refused.map(|(t, _)| t.window.name.to_owned()),
+        retry_after_seconds: refused.map(|(t, current)| retry_after(t, current, cost, now)),
     }
 }
 
@@ -296,6 +303,19 @@ mod tests {
         host.advance_ms(1_000);
         assert!(check(l).allowed);
         assert_eq!(host.counter_reads(), 2, "a new second: its previous second is read");
+    }
+
+    #[test]
+    fn new_limits_keep_what_was_charged() {
+        let host = MockHost::new().with_time_ms(86_400_000 * 100);
+        host.install();
+        for _ in 0..3 {
+            assert!(check(limits(None, Some(10), None)).allowed);
+        }
+        // A rule (or an admin) adds a day window: the minute still holds the first three.
+        let d = check(limits(None, Some(10), Some(100)));
+        let remaining: Vec<(String, u64)> = d.windows.iter().map(|w| (w.name.clone(), w.remaining)).collect();
+        assert_eq!(remaining, [("minute".to_owned(), 6), ("day".to_owned(), 99)]);
     }
 
     #[test]
