@@ -84,7 +84,8 @@ pub struct PluginSettings {
     pub dir: PathBuf,
     /// Where compiled plugins are cached across restarts; empty: `<data.dir>/plugin-cache`.
     pub cache_dir: PathBuf,
-    /// Longest a single plugin call may run, in milliseconds.
+    /// Longest a single plugin call may run, in milliseconds of its own running time (a loop is
+    /// stopped within about twice this; see `plugins/deadline.rs`).
     pub deadline_ms: u64,
     /// Memory cap per plugin instance, in MiB.
     pub memory_limit_mib: u64,

@@ -173,9 +173,9 @@ fn new_store(
     ctx: &Arc<HostCtx>,
     budget: Budget,
 ) -> Store<StoreData> {
-    let mut store =
-        Store::new(engine, StoreData::new(name.into(), config.clone(), ctx.clone(), budget.memory_bytes));
+    let mut store = Store::new(engine, StoreData::new(name.into(), config.clone(), ctx.clone(), budget));
     store.limiter(|data| &mut data.limits);
+    store.epoch_deadline_callback(|mut cx| Ok(cx.data_mut().deadline.on_expiry()));
     store
 }
 
@@ -353,7 +353,7 @@ impl<B: Bindings> Loaded<B> {
         }
     }
 
-    /// One call under a fresh deadline; one in `TIMING_SAMPLE` is timed.
+    /// One call under a fresh deadline (`deadline.rs`); one in `TIMING_SAMPLE` is timed.
     fn run<R>(
         &self,
         bindings: &B,
@@ -361,6 +361,7 @@ impl<B: Bindings> Loaded<B> {
         f: impl FnOnce(&B, &mut Store<StoreData>) -> wasmtime::Result<R>,
     ) -> wasmtime::Result<R> {
         store.set_epoch_deadline(self.budget.deadline_ticks);
+        store.data_mut().deadline.start();
         let start = timed().then(Instant::now);
         let result = f(bindings, store);
         if let Some(start) = start {

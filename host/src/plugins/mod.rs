@@ -3,6 +3,7 @@
 
 pub mod bindings;
 pub mod counters;
+mod deadline;
 pub mod handles;
 pub mod loaded;
 mod permits;

@@ -7,7 +7,9 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
 use super::bindings::{host, types};
 use super::counters::{Charge, CounterOp, Counters};
+use super::deadline::Deadline;
 use super::handles::{KeyRef, Lent};
+use super::loaded::Budget;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::keys::cache::{KeyCache, Lookup};
@@ -24,6 +26,8 @@ pub struct HostCtx {
 /// Per-instance state.
 pub struct StoreData {
     pub limits: StoreLimits,
+    /// The current call's deadline (in the plugin's own running time).
+    pub deadline: Deadline,
     pub plugin: Arc<str>,
     pub config: Arc<str>,
     pub ctx: Arc<HostCtx>,
@@ -40,10 +44,23 @@ pub struct StoreData {
 const MAX_KEYS_HELD: usize = 64;
 
 impl StoreData {
-    pub fn new(plugin: Arc<str>, config: Arc<str>, ctx: Arc<HostCtx>, memory_bytes: usize) -> Self {
-        let limits =
-            StoreLimitsBuilder::new().memory_size(memory_bytes).instances(32).tables(32).memories(8).build();
-        Self { limits, plugin, config, ctx, lent: Lent::default(), table: ResourceTable::new(), keys_held: 0 }
+    pub fn new(plugin: Arc<str>, config: Arc<str>, ctx: Arc<HostCtx>, budget: Budget) -> Self {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(budget.memory_bytes)
+            .instances(32)
+            .tables(32)
+            .memories(8)
+            .build();
+        Self {
+            limits,
+            deadline: Deadline::new(budget.deadline_ticks),
+            plugin,
+            config,
+            ctx,
+            lent: Lent::default(),
+            table: ResourceTable::new(),
+            keys_held: 0,
+        }
     }
 
     /// Gives the plugin a key it owns (from `lookup-key`).
