@@ -44,12 +44,8 @@ impl Deadline {
     /// The epoch deadline passed while the call runs (wasmtime's epoch callback).
     pub fn on_expiry(&mut self) -> UpdateDeadline {
         let now = thread_cpu_time();
-        let ran = match (self.window_start, now) {
-            (Some(start), Some(now)) => Some(now.saturating_sub(start)),
-            _ => None,
-        };
         let window = Duration::from_millis(self.ticks);
-        match judge(self.window_start.is_some(), now.is_some(), ran, window, self.extra_windows) {
+        match judge(self.window_start, now, window, self.extra_windows) {
             Verdict::Stop => UpdateDeadline::Interrupt,
             Verdict::Extend => {
                 self.window_start = now;
@@ -60,20 +56,19 @@ impl Deadline {
     }
 }
 
-/// `measuring`: an extra window was under way; `known`: this thread's CPU time can be read;
-/// `ran`: CPU time the thread spent in that window.
-fn judge(measuring: bool, known: bool, ran: Option<Duration>, window: Duration, extra: u32) -> Verdict {
-    if !known || extra >= MAX_WINDOWS {
+/// `window_start`: the thread's CPU time when the extra window that ends now began (none at the
+/// deadline itself); `now`: its CPU time now (none where it cannot be read).
+fn judge(window_start: Option<Duration>, now: Option<Duration>, window: Duration, extra: u32) -> Verdict {
+    let Some(now) = now else { return Verdict::Stop };
+    if extra >= MAX_WINDOWS {
         return Verdict::Stop;
     }
-    if !measuring {
+    match window_start {
         // The wall-clock deadline: how much of it the plugin ran is unknown, so measure the next.
-        return Verdict::Extend;
-    }
-    // A call that was only descheduled runs for microseconds once it is back on the CPU.
-    match ran {
-        Some(ran) if ran < window / 4 => Verdict::Extend,
-        _ => Verdict::Stop,
+        None => Verdict::Extend,
+        // A call that was only descheduled runs for microseconds once it is back on the CPU.
+        Some(start) if now.saturating_sub(start) < window / 4 => Verdict::Extend,
+        Some(_) => Verdict::Stop,
     }
 }
 
@@ -91,25 +86,31 @@ mod tests {
 
     const WINDOW: Duration = Duration::from_millis(10);
 
+    const T: Duration = Duration::from_secs(7);
+
+    fn ms(n: u64) -> Option<Duration> {
+        Some(T + Duration::from_millis(n))
+    }
+
     #[test]
     fn a_call_that_keeps_running_is_stopped_after_one_more_window() {
-        assert_eq!(judge(false, true, None, WINDOW, 0), Verdict::Extend, "the deadline itself");
-        assert_eq!(judge(true, true, Some(Duration::from_millis(9)), WINDOW, 1), Verdict::Stop);
-        assert_eq!(judge(true, true, Some(Duration::from_millis(3)), WINDOW, 1), Verdict::Stop);
+        assert_eq!(judge(None, ms(0), WINDOW, 0), Verdict::Extend, "the deadline itself");
+        assert_eq!(judge(ms(0), ms(9), WINDOW, 1), Verdict::Stop);
+        assert_eq!(judge(ms(0), ms(3), WINDOW, 1), Verdict::Stop);
     }
 
     #[test]
     fn a_descheduled_call_goes_on_up_to_the_ceiling() {
-        let idle = Some(Duration::from_micros(40));
+        let (start, now) = (ms(0), Some(T + Duration::from_micros(40)));
         for extra in 1..MAX_WINDOWS {
-            assert_eq!(judge(true, true, idle, WINDOW, extra), Verdict::Extend, "window {extra}");
+            assert_eq!(judge(start, now, WINDOW, extra), Verdict::Extend, "window {extra}");
         }
-        assert_eq!(judge(true, true, idle, WINDOW, MAX_WINDOWS), Verdict::Stop);
+        assert_eq!(judge(start, now, WINDOW, MAX_WINDOWS), Verdict::Stop);
     }
 
     #[test]
     fn without_a_cpu_clock_the_deadline_is_wall_clock() {
-        assert_eq!(judge(false, false, None, WINDOW, 0), Verdict::Stop);
+        assert_eq!(judge(None, None, WINDOW, 0), Verdict::Stop);
     }
 
     #[test]
