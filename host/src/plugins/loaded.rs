@@ -313,6 +313,9 @@ impl<B: Bindings> Loaded<B> {
         mut f: impl FnMut(&B, &mut Store<StoreData>, &T) -> wasmtime::Result<R>,
     ) -> Vec<Result<R, CallError>> {
         let mut out = Vec::with_capacity(items.len());
+        if items.is_empty() {
+            return out;
+        }
         let _permit = match self.permit().await {
             Ok(p) => p,
             Err(e) => {
