@@ -427,6 +427,16 @@ pub struct BinaryServer {
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
+// A test that fails before its SIGTERM still leaves no server behind.
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Starts the real binary on port 0 in `dir` and waits for its "listening" log line.
 pub fn start_binary(dir: &std::path::Path) -> BinaryServer {
     use std::io::{BufRead, BufReader, Read};
