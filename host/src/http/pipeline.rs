@@ -185,7 +185,7 @@ fn unavailable(stage: Option<Stage>, e: &dyn std::fmt::Display) -> Response {
     let name = stage.map_or("policy", Stage::as_str);
     tracing::error!(stage = name, error = %e, "policy stage failed; failing closed");
     let detail = match stage {
-        Some(stage) => format!("The {} policy is unavailable; retry later", stage.as_str()),
+        Some(_) => format!("The {name} policy is unavailable; retry later"),
         None => "The policy stages are unavailable; retry later".to_owned(),
     };
     Problem::unavailable("policy_unavailable", detail).into_response()

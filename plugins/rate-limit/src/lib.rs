@@ -210,16 +210,17 @@ fn decide(tracked: &mut Tracked, cost: u64, now: i64) -> RateDecision {
     let windows = tracked
         .windows
         .iter()
+        .zip(&tracked.ops)
         .zip(&values)
-        .map(|(t, current)| {
+        .map(|((t, op), current)| {
             let w = &t.window;
-            let used = weighted_previous(t, now) + current;
             let reset_ms = (t.index + 1) * w.ms - now;
             WindowState {
                 name: w.name.into(),
                 window_seconds: (w.ms / 1000) as u64,
                 limit: w.limit,
-                remaining: w.limit.saturating_sub(used),
+                // What the charge left: the op's limit already takes the previous interval off.
+                remaining: op.limit.saturating_sub(*current),
                 reset_seconds: ((reset_ms.max(1)) as u64).div_ceil(1000),
             }
         })
