@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
-use angage_host::clock::Clock;
-use angage_host::keys::cache::Lookup;
-use angage_host::keys::store::KeyRecord;
+use angage_core::clock::Clock;
+use angage_core::key::KeyRecord;
+use angage_store::keys::cache::Lookup;
 use serde_json::json;
 
 use crate::helpers::{AdminSession, TestApp, backends, spawn_app};
@@ -21,6 +21,19 @@ async fn found(app: &TestApp, secret: &str) -> std::sync::Arc<KeyRecord> {
         Lookup::Found(r) => r,
         other => panic!("expected a key, got {other:?}"),
     }
+}
+
+/// The key's limits and its tenant's HTTPS switch as the request path sees them: the record
+/// from the key cache over its tenant's settings from the settings cache.
+async fn effective(app: &TestApp, secret: &str) -> (angage_core::limits::Limits, bool) {
+    let record = found(app, secret).await;
+    let settings = app
+        .state
+        .tenant_settings
+        .get(&app.state.db, &record.tenant_id, app.clock.now_ms())
+        .await
+        .expect("tenant settings");
+    (record.limits.over(settings.rate_limits.defaults), settings.security.require_https)
 }
 
 async fn issue(admin: &AdminSession<'_>, body: serde_json::Value) -> (String, String) {
@@ -58,9 +71,12 @@ async fn issued_keys_are_shown_once_and_looked_up_by_digest() {
         assert_eq!(record.id, id);
         assert_eq!(record.tenant_slug, "demo");
         assert_eq!(record.name, "Warehouse sync");
+        let (limits, _) = effective(&app, &secret).await;
         assert_eq!(record.limits.per_minute, Some(60));
-        assert_eq!(record.limits.per_second, Some(10), "absent limits come from the tenant's defaults");
-        assert_eq!(record.limits.per_day, Some(20000));
+        assert_eq!(record.limits.per_second, None, "the key's own limits");
+        assert_eq!(limits.per_minute, Some(60));
+        assert_eq!(limits.per_second, Some(10), "absent limits come from the tenant's defaults");
+        assert_eq!(limits.per_day, Some(20000));
         assert!(
             record.ip_allowlist.iter().any(|c| c.contains("192.168.1.200".parse::<IpAddr>().expect("ip")))
         );
@@ -186,9 +202,9 @@ async fn keys_expire_and_settings_apply_to_new_keys() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["rate_limits"]["per_minute"], 300);
     assert_eq!(r.body["rate_limits"]["per_second"], 10, "fields not sent are kept");
-    let record = found(&app, &secret).await;
-    assert_eq!(record.limits.per_minute, Some(300), "a settings change reaches cached keys at once");
-    assert!(record.require_https);
+    let (limits, require_https) = effective(&app, &secret).await;
+    assert_eq!(limits.per_minute, Some(300), "a settings change reaches the request path at once");
+    assert!(require_https);
     let (_, with_default) = issue(&admin, json!({"name": "defaulted"})).await;
     assert_eq!(found(&app, &with_default).await.expires_at, Some(app.clock.now_ms() + 30 * 24 * HOUR));
     let (_, never) = issue(&admin, json!({"name": "never", "expires_in_days": 0})).await;

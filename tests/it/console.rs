@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -33,9 +33,9 @@ fn free_port() -> u16 {
 
 async fn browser(profile: &Path) -> Option<(Driver, Client)> {
     if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-        eprintln!(
+        crate::helpers::skip(&format!(
             "Chromium or ChromeDriver is not installed ({CHROMIUM}, {CHROMEDRIVER}): skipping the browser tests (CI installs them)"
-        );
+        ));
         return None;
     }
     let port = free_port();
@@ -56,22 +56,17 @@ async fn browser(profile: &Path) -> Option<(Driver, Client)> {
         }
     });
     let caps = caps.as_object().cloned().expect("object");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(caps.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(client) => return Some((driver, client)),
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("cannot start Chromium through ChromeDriver: {e}"),
-        }
-    }
+    let client =
+        crate::wait::until(Duration::from_secs(20), "Chromium starts through ChromeDriver", async || {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+                .ok()
+        })
+        .await;
+    Some((driver, client))
 }
 
 struct Shots {
@@ -81,7 +76,7 @@ struct Shots {
 
 impl Shots {
     fn new() -> Self {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let dir = root.join("target/console-screenshots");
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         let docs = std::env::var("ANGAGE_UPDATE_SCREENSHOTS")
@@ -114,17 +109,11 @@ async fn text_of(c: &Client, css: &str) -> String {
 
 /// Waits until the element's text contains `needle`.
 async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(el) = c.find(Locator::Css(css)).await
-            && let Ok(text) = el.text().await
-            && text.contains(needle)
-        {
-            return text;
-        }
-        assert!(Instant::now() < deadline, "{css} never showed {needle:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    crate::wait::until(Duration::from_secs(10), &format!("{css} shows {needle:?}"), async || {
+        let text = c.find(Locator::Css(css)).await.ok()?.text().await.ok()?;
+        text.contains(needle).then_some(text)
+    })
+    .await
 }
 
 async fn click(c: &Client, css: &str) {

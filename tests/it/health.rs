@@ -70,12 +70,11 @@ fn the_binary_reports_policy_and_key_cache_metrics() {
         "angage_policy_batch_requests_count 2",
     ];
     // Histograms reach the text once the recorder's upkeep (every second) has run.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut text = server.get("/metrics", &[]);
-    while !wanted.iter().all(|w| text.contains(w)) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut text = String::new();
+    crate::wait::until_blocking(std::time::Duration::from_secs(10), "every metric reported", || {
         text = server.get("/metrics", &[]);
-    }
+        wanted.iter().all(|w| text.contains(w)).then_some(())
+    });
     for w in wanted {
         assert!(text.contains(w), "{w} missing from:\n{text}");
     }

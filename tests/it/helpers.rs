@@ -3,29 +3,40 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use angage_host::app::{App, Deps};
-use angage_host::clock::{Clock, ManualClock};
-use angage_host::config::Settings;
-use angage_host::http::AppState;
+use angage::app::{App, Deps, PolicyLayer};
+use angage_core::clock::{Clock, ManualClock};
+use angage_core::config::Settings;
+use angage_core::policy::{BoxFuture, Exchange, Policy, PolicyRequest, StageStatus, Verdict};
+use angage_http::AppState;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Which database a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Sqlite,
     Postgres,
 }
 
 /// SQLite always; PostgreSQL too when `ANGAGE_TEST_POSTGRES_URL` is set (CI sets it).
-pub fn backends() -> Vec<Backend> {
+pub(crate) fn backends() -> Vec<Backend> {
     if postgres_admin_url().is_some() {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        eprintln!("ANGAGE_TEST_POSTGRES_URL is not set: skipping the PostgreSQL half of this test");
+        skip("ANGAGE_TEST_POSTGRES_URL is not set: skipping the PostgreSQL half of this test");
         vec![Backend::Sqlite]
     }
+}
+
+/// Says why a part of a test does not run; where the services must be there (`.ci/run` sets
+/// `ANGAGE_TEST_REQUIRE_SERVICES=1`), a skip is a failure instead.
+pub(crate) fn skip(why: &str) {
+    let required = std::env::var("ANGAGE_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+    assert!(!required, "{why}, and ANGAGE_TEST_REQUIRE_SERVICES=1 makes that a failure");
+    eprintln!("{why}");
 }
 
 fn postgres_admin_url() -> Option<String> {
@@ -33,7 +44,7 @@ fn postgres_admin_url() -> Option<String> {
 }
 
 /// A database that exists for one test and is removed afterwards.
-pub struct TestDb {
+pub(crate) struct TestDb {
     pub url: String,
     pub backend: Backend,
     /// Holds the SQLite file (and any other files of the test) until drop.
@@ -42,7 +53,7 @@ pub struct TestDb {
 }
 
 impl TestDb {
-    pub async fn new(backend: Backend) -> Self {
+    pub(crate) async fn new(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         match backend {
             Backend::Sqlite => {
@@ -51,7 +62,7 @@ impl TestDb {
             }
             Backend::Postgres => {
                 let admin = postgres_admin_url().expect("postgres url");
-                let name = format!("angage_t_{}", angage_host::ids::random_base62(12).to_lowercase());
+                let name = format!("angage_t_{}", angage_core::ids::random_base62(12).to_lowercase());
                 run_pg(&admin, &format!("CREATE DATABASE {name}")).await;
                 let url = replace_db_name(&admin, &name);
                 Self { url, backend, dir, pg_name: Some(name) }
@@ -60,12 +71,12 @@ impl TestDb {
     }
 
     /// The SQLite file, when this is SQLite.
-    pub fn sqlite_file(&self) -> Option<PathBuf> {
+    pub(crate) fn sqlite_file(&self) -> Option<PathBuf> {
         (self.backend == Backend::Sqlite).then(|| self.dir.path().join("angage.db"))
     }
 
     /// Drops a PostgreSQL database out from under the server.
-    pub async fn drop_now(&self) {
+    pub(crate) async fn drop_now(&self) {
         if let (Some(name), Some(admin)) = (&self.pg_name, postgres_admin_url()) {
             run_pg(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
         }
@@ -104,7 +115,7 @@ fn replace_db_name(url: &str, name: &str) -> String {
 }
 
 /// Settings for a test server: port 0, the given database, files in the test's folder.
-pub fn test_settings(db: &TestDb) -> Settings {
+pub(crate) fn test_settings(db: &TestDb) -> Settings {
     let mut s = Settings::default();
     s.server.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     s.server.shutdown_grace_seconds = 5;
@@ -122,7 +133,7 @@ pub fn test_settings(db: &TestDb) -> Settings {
 }
 
 /// A running server and a client for it.
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     /// The tenant `/v1` calls act for.
@@ -133,23 +144,67 @@ pub struct TestApp {
     /// Moves time for the server; starts at [`T0_MS`].
     pub clock: Arc<ManualClock>,
     pub state: AppState,
-    pub banner: Option<angage_host::bootstrap::Banner>,
+    /// The policy engine as the server uses it.
+    pub policy: Arc<Observed>,
+    pub banner: Option<angage::bootstrap::Banner>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// A fixed start time for the manual clock: 2026-11-02T10:00:00Z.
-pub const T0_MS: i64 = 1_793_613_600_000;
+/// The policy engine as tests see it: it counts the requests that reached the stages, and
+/// records the latency a request names in `x-test-latency-us` instead of the measured one, so
+/// percentiles can be asserted exactly.
+pub(crate) struct Observed {
+    engine: Arc<dyn Policy>,
+    decided: AtomicU64,
+}
 
-pub async fn spawn_app(backend: Backend) -> TestApp {
+impl Observed {
+    /// Requests that have reached the policy stages so far.
+    pub(crate) fn decided(&self) -> u64 {
+        self.decided.load(Ordering::SeqCst)
+    }
+}
+
+impl Policy for Observed {
+    fn decide(&self, request: Arc<PolicyRequest>) -> BoxFuture<'_, Verdict> {
+        self.decided.fetch_add(1, Ordering::SeqCst);
+        self.engine.decide(request)
+    }
+
+    fn finished(&self, mut exchange: Exchange) {
+        let chosen =
+            exchange.request.headers.get("x-test-latency-us").and_then(|v| v.to_str().ok()?.parse().ok());
+        if let Some(latency_us) = chosen {
+            exchange.latency_us = latency_us;
+        }
+        self.engine.finished(exchange);
+    }
+
+    fn status(&self) -> Vec<StageStatus> {
+        self.engine.status()
+    }
+}
+
+/// A fixed start time for the manual clock: 2026-11-02T10:00:00Z.
+pub(crate) const T0_MS: i64 = 1_793_613_600_000;
+
+pub(crate) async fn spawn_app(backend: Backend) -> TestApp {
     let db = TestDb::new(backend).await;
     let settings = test_settings(&db);
     spawn_with(db, settings).await
 }
 
-pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
+pub(crate) async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
     let clock = ManualClock::new(T0_MS);
-    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, bypass_policies: false, latency_header: true };
+    let observed = Arc::new(std::sync::OnceLock::<Arc<Observed>>::new());
+    let slot = observed.clone();
+    let layer: PolicyLayer = Box::new(move |engine, _| {
+        let observing = Arc::new(Observed { engine, decided: AtomicU64::new(0) });
+        let _ = slot.set(observing.clone());
+        observing
+    });
+    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, policy: Some(layer) };
     let app = App::build(settings, deps).await.expect("app builds");
     let addr = app.local_addr();
     let state = app.state().clone();
@@ -166,6 +221,7 @@ pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
         db,
         clock,
         state,
+        policy: observed.get().expect("the app applied the policy layer").clone(),
         banner,
         shutdown: Some(tx),
         task: Some(task),
@@ -173,27 +229,27 @@ pub async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
 }
 
 impl TestApp {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("request")
     }
 
     /// A client acting for another tenant of the same server (with a full-scope key).
-    pub async fn as_tenant(&self, slug: &str) -> V1<'_> {
+    pub(crate) async fn as_tenant(&self, slug: &str) -> V1<'_> {
         let key = self.key_for(slug).await;
         V1 { app: self, key }
     }
 
     /// A client acting for this app's default tenant.
-    pub async fn v1(&self) -> V1<'_> {
+    pub(crate) async fn v1(&self) -> V1<'_> {
         self.as_tenant(&self.tenant.clone()).await
     }
 
     /// A client using exactly this key.
-    pub fn with_key(&self, key: &str) -> V1<'_> {
+    pub(crate) fn with_key(&self, key: &str) -> V1<'_> {
         V1 { app: self, key: key.to_owned() }
     }
 
@@ -209,14 +265,14 @@ impl TestApp {
     }
 
     /// Issues a key for a tenant straight in the store (as the admin API would); returns the secret.
-    pub async fn issue_key(&self, slug: &str, body: serde_json::Value) -> String {
-        let tenant = angage_host::tenants::by_slug(&self.state.db, slug).await.expect("tenant");
-        let new = angage_host::keys::NewKey::parse(&body).expect("valid key request");
-        let issued = angage_host::keys::store::create(
+    pub(crate) async fn issue_key(&self, slug: &str, body: serde_json::Value) -> String {
+        let tenant = angage_store::tenants::by_slug(&self.state.db, slug).await.expect("tenant");
+        let new = angage_store::keys::NewKey::parse(&body).expect("valid key request");
+        let issued = angage_store::keys::store::create(
             &self.state.db,
             self.state.keys.pepper(),
-            &angage_host::resources::store::TenantId(tenant.id),
-            &angage_host::keys::store::Actor("tests".into()),
+            &angage_core::tenant::TenantId(tenant.id),
+            &angage_store::keys::store::Actor("tests".into()),
             new,
             self.clock.now_ms(),
         )
@@ -226,19 +282,19 @@ impl TestApp {
     }
 
     /// Creates a tenant (with its default settings) in the store.
-    pub async fn create_tenant(&self, slug: &str) -> String {
-        angage_host::tenants::create(&self.state.db, slug, slug, T0_MS).await.expect("create tenant").id
+    pub(crate) async fn create_tenant(&self, slug: &str) -> String {
+        angage_store::tenants::create(&self.state.db, slug, slug, T0_MS).await.expect("create tenant").id
     }
 
     /// Creates a tenant with one admin and logs that admin in.
-    pub async fn tenant_admin(&self, slug: &str) -> AdminSession<'_> {
+    pub(crate) async fn tenant_admin(&self, slug: &str) -> AdminSession<'_> {
         let id = self.create_tenant(slug).await;
         let email = format!("admin@{slug}.example.com");
         let password = "correct horse battery staple";
-        angage_host::admins::create(
+        angage_store::admins::create(
             &self.state.db,
             &self.state.settings.admin,
-            &angage_host::resources::store::TenantId(id),
+            &angage_core::tenant::TenantId(id),
             &email,
             password,
             T0_MS,
@@ -249,13 +305,13 @@ impl TestApp {
     }
 
     /// Logs the first-start admin of tenant `demo` in.
-    pub async fn demo_admin(&self) -> AdminSession<'_> {
+    pub(crate) async fn demo_admin(&self) -> AdminSession<'_> {
         let banner = self.banner.clone().expect("first start");
         self.login(&banner.admin_email, &banner.admin_password).await
     }
 
     /// Logs in through the admin API; panics unless it succeeds.
-    pub async fn login(&self, email: &str, password: &str) -> AdminSession<'_> {
+    pub(crate) async fn login(&self, email: &str, password: &str) -> AdminSession<'_> {
         let reply = self.try_login(email, password).await;
         assert_eq!(reply.status, 200, "login failed: {:?}", reply.body);
         let cookie =
@@ -264,7 +320,7 @@ impl TestApp {
         AdminSession { app: self, cookie, csrf }
     }
 
-    pub async fn try_login(&self, email: &str, password: &str) -> Reply {
+    pub(crate) async fn try_login(&self, email: &str, password: &str) -> Reply {
         send_checked(
             &self.http,
             self.http
@@ -275,7 +331,7 @@ impl TestApp {
     }
 
     /// Signals shutdown (as SIGTERM would) and returns the server task to await.
-    pub fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
+    pub(crate) fn begin_shutdown(&mut self) -> JoinHandle<anyhow::Result<()>> {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -283,7 +339,7 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -294,7 +350,7 @@ impl TestApp {
 }
 
 /// The `angage` binary built for these tests.
-pub fn angage_bin() -> std::process::Command {
+pub(crate) fn angage_bin() -> std::process::Command {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_angage"));
     cmd.env_remove("ANGAGE_PROFILE");
     for (key, _) in std::env::vars() {
@@ -306,7 +362,7 @@ pub fn angage_bin() -> std::process::Command {
 }
 
 /// Reads a problem+json body, asserting the content type.
-pub async fn problem(resp: reqwest::Response) -> serde_json::Value {
+pub(crate) async fn problem(resp: reqwest::Response) -> serde_json::Value {
     let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert_eq!(ct, "application/problem+json", "expected a problem body");
     resp.json().await.expect("problem json")
@@ -314,14 +370,14 @@ pub async fn problem(resp: reqwest::Response) -> serde_json::Value {
 
 /// A `/v1` client for one tenant. Every response it receives is checked against the served
 /// OpenAPI document.
-pub struct V1<'a> {
+pub(crate) struct V1<'a> {
     app: &'a TestApp,
     key: String,
 }
 
 /// A received response: status, headers and parsed body.
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub body: serde_json::Value,
@@ -330,48 +386,48 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// `code` of a problem body.
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["code"].as_str().unwrap_or("")
     }
 }
 
 impl V1<'_> {
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.app.http.request(method, self.app.url(path)).bearer_auth(&self.key)
     }
 
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         send_checked(&self.app.http, req).await
     }
 
-    pub async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
-    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+    pub(crate) async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
         self.send(self.request(reqwest::Method::POST, path).json(&body)).await
     }
 
-    pub async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
+    pub(crate) async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
         self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
     }
 
-    pub async fn delete(&self, path: &str) -> Reply {
+    pub(crate) async fn delete(&self, path: &str) -> Reply {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }
 
-    pub fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         &self.key
     }
 }
 
 /// Sends a request and checks the response against the OpenAPI document of its API.
-pub async fn send_checked(http: &reqwest::Client, req: reqwest::RequestBuilder) -> Reply {
+pub(crate) async fn send_checked(http: &reqwest::Client, req: reqwest::RequestBuilder) -> Reply {
     let req = req.build().expect("request builds");
     let method = req.method().as_str().to_lowercase();
     let path = req.url().path().to_owned();
@@ -390,37 +446,37 @@ pub async fn send_checked(http: &reqwest::Client, req: reqwest::RequestBuilder) 
 }
 
 /// A logged-in admin: the session cookie, and the CSRF token sent on every change.
-pub struct AdminSession<'a> {
+pub(crate) struct AdminSession<'a> {
     pub app: &'a TestApp,
     pub cookie: String,
     pub csrf: String,
 }
 
 impl AdminSession<'_> {
-    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let req = self.app.http.request(method.clone(), self.app.url(path)).header("cookie", &self.cookie);
         if method == reqwest::Method::GET { req } else { req.header("x-csrf-token", &self.csrf) }
     }
 
-    pub async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+    pub(crate) async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         send_checked(&self.app.http, req).await
     }
 
-    pub async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
-    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+    pub(crate) async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
         self.send(self.request(reqwest::Method::POST, path).json(&body)).await
     }
 
-    pub async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
+    pub(crate) async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
         self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
     }
 }
 
 /// The real `angage` binary, serving on a port of its own.
-pub struct BinaryServer {
+pub(crate) struct BinaryServer {
     child: std::process::Child,
     pub addr: String,
     stdout: std::sync::Arc<std::sync::Mutex<String>>,
@@ -438,7 +494,7 @@ impl Drop for BinaryServer {
 }
 
 /// Starts the real binary on port 0 in `dir` and waits for its "listening" log line.
-pub fn start_binary(dir: &std::path::Path) -> BinaryServer {
+pub(crate) fn start_binary(dir: &std::path::Path) -> BinaryServer {
     use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
 
@@ -475,7 +531,7 @@ pub fn start_binary(dir: &std::path::Path) -> BinaryServer {
 
 impl BinaryServer {
     /// A GET over a fresh connection; the whole response (status line, headers, body).
-    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> String {
+    pub(crate) fn get(&self, path: &str, headers: &[(&str, &str)]) -> String {
         use std::io::{Read, Write};
         let mut conn = std::net::TcpStream::connect(&self.addr).expect("connect");
         let extra: String = headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
@@ -487,38 +543,25 @@ impl BinaryServer {
     }
 
     /// What the process printed on stdout so far.
-    pub fn stdout(&self) -> String {
+    pub(crate) fn stdout(&self) -> String {
         self.stdout.lock().expect("stdout").clone()
     }
 
     /// Waits (up to 10 s) until `find` finds what it looks for in stdout.
-    pub fn wait_for_stdout<T>(&self, find: impl Fn(&str) -> Option<T>) -> T {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let out = self.stdout();
-            if let Some(found) = find(&out) {
-                return found;
-            }
-            assert!(std::time::Instant::now() < deadline, "not printed within 10 s: {out}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+    pub(crate) fn wait_for_stdout<T>(&self, find: impl Fn(&str) -> Option<T>) -> T {
+        crate::wait::until_blocking(Duration::from_secs(10), "printed on stdout", || find(&self.stdout()))
     }
 
     /// Sends SIGTERM; returns the exit code and everything the process printed on stdout.
-    pub fn sigterm_and_wait(mut self) -> (i32, String) {
+    pub(crate) fn sigterm_and_wait(mut self) -> (i32, String) {
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let code = loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                break status.code().unwrap_or(-1);
-            }
-            assert!(std::time::Instant::now() < deadline, "no exit within 10 s of SIGTERM");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let code = crate::wait::until_blocking(Duration::from_secs(10), "exit after SIGTERM", || {
+            self.child.try_wait().expect("wait").map(|status| status.code().unwrap_or(-1))
+        });
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }

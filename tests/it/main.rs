@@ -12,6 +12,8 @@ mod plugins;
 mod rules;
 mod shutdown;
 mod storage;
+mod tidy;
 mod usage;
 mod v1_commerce;
 mod v1_customers;
+mod wait;

@@ -9,12 +9,12 @@ use crate::helpers::{Backend, spawn_app};
 /// The document as the server serves it (the same for every app of this build).
 fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| angage_host::http::v1::openapi::document().clone())
+    DOC.get_or_init(|| angage_http::v1::openapi::document().clone())
 }
 
 /// Asserts that a response is one the document declares for this operation, and that its JSON
 /// body matches the declared schema.
-pub fn check_response(
+pub(crate) fn check_response(
     method: &str,
     path: &str,
     status: u16,
@@ -68,7 +68,7 @@ pub fn check_response(
 }
 
 fn admin_document() -> &'static Value {
-    angage_host::http::admin::openapi::document()
+    angage_http::admin::openapi::document()
 }
 
 fn matches(template: &str, path: &str) -> bool {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use angage_host::plugins::runtime::{builtin, fixtures};
+use angage_policy::plugins::builtin;
+use angage_test_plugins as fixtures;
 use serde_json::{Value, json};
 
 use crate::helpers::{
@@ -294,8 +295,7 @@ fn install(dir: &Path, name: &str, bytes: &[u8]) {
 
 /// Waits (bounded) until the admin API shows `stage` matching `done`.
 async fn wait_for(admin: &AdminSession<'_>, stage: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    crate::wait::until(Duration::from_secs(20), &format!("{stage} reaches the expected state"), async || {
         let status = admin.get("/admin/v1/plugins").await;
         let entry = status
             .body
@@ -305,12 +305,9 @@ async fn wait_for(admin: &AdminSession<'_>, stage: &str, done: impl Fn(&Value) -
             .find(|s| s["stage"] == stage)
             .expect("stage")
             .clone();
-        if done(&entry) {
-            return entry;
-        }
-        assert!(Instant::now() < deadline, "{stage} never reached the expected state: {entry}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        done(&entry).then_some(entry)
+    })
+    .await
 }
 
 /// Keeps GET /v1/customers going; counts anything but 200.
@@ -396,7 +393,7 @@ async fn the_example_plugin_replaces_the_built_in_authorizer_at_run_time() {
         201,
         "the built-in lets a full-scope test key write"
     );
-    let example = std::fs::read(fixtures::DENY_TEST_WRITES_PATH).expect("example plugin built");
+    let example = std::fs::read(fixtures::DENY_TEST_WRITES).expect("example plugin built");
     install(&app.state.settings.plugins.dir, "module-scopes.wasm", &example);
     let entry = wait_for(&admin, "authorize", |e| e["source"] == "file").await;
     assert_eq!(entry["version"], "0.1.0");
@@ -425,7 +422,7 @@ async fn broken_and_incompatible_files_leave_the_old_version_serving() {
     assert_eq!(entry["source"], "builtin", "the built-in keeps serving");
     assert!(entry["last_error"]["message"].as_str().expect("message").contains("component"), "{entry}");
 
-    let future = std::fs::read(fixtures::FUTURE_CONTRACT_PATH).expect("fixture");
+    let future = std::fs::read(fixtures::FUTURE_CONTRACT).expect("fixture");
     install(&dir, "module-scopes.wasm", &future);
     let entry = wait_for(&admin, "authorize", |e| {
         e["last_error"]["message"].as_str().is_some_and(|m| m.contains("3.0.0"))
@@ -466,7 +463,7 @@ async fn runaway_trapping_and_greedy_plugins_are_contained() {
         let app = spawn_with(db, settings).await;
         let admin = app.demo_admin().await;
         let v1 = app.v1().await;
-        let misbehaving = std::fs::read(fixtures::MISBEHAVING_PATH).expect("fixture");
+        let misbehaving = std::fs::read(fixtures::MISBEHAVING).expect("fixture");
         install(&app.state.settings.plugins.dir, "module-scopes.wasm", &misbehaving);
         wait_for(&admin, "authorize", |e| e["version"] == "0.1.0").await;
         for _ in 0..3 {
@@ -497,7 +494,7 @@ async fn an_enricher_that_traps_loses_only_its_tags() {
     let app = spawn_app(Backend::Sqlite).await;
     let admin = app.demo_admin().await;
     let v1 = app.v1().await;
-    let trapping = std::fs::read(fixtures::TRAPPING_ENRICHER_PATH).expect("fixture");
+    let trapping = std::fs::read(fixtures::TRAPPING_ENRICHER).expect("fixture");
     install(&app.state.settings.plugins.dir, "usage-enrich.wasm", &trapping);
     wait_for(&admin, "enrich_usage", |e| e["version"] == "0.1.0").await;
     let paths =
@@ -524,4 +521,34 @@ async fn an_enricher_that_traps_loses_only_its_tags() {
         "{metrics}"
     );
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_authenticate_reads_the_callers_secrets() {
+    for (allowed, seen) in [(json!([]), "seen: []"), (json!(["Cookie"]), "seen: [cookie]")] {
+        let db = TestDb::new(Backend::Sqlite).await;
+        let mut settings = test_settings(&db);
+        let peek = std::fs::read(fixtures::HEADER_PEEK).expect("fixture");
+        install(&settings.plugins.dir, "header-peek.wasm", &peek);
+        settings.plugins.stages.authorize = "header-peek".into();
+        settings.plugins.config.insert("header-peek".into(), json!({"allow_secret_headers": allowed}));
+        let app = spawn_with(db, settings).await;
+        let key = app.v1().await.key().to_owned();
+        let r = app
+            .http
+            .get(app.url("/v1/customers"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("x-api-key", &key)
+            .header("cookie", "session=s3cr3t")
+            .header("proxy-authorization", "Basic dXNlcjpwYXNz")
+            .send()
+            .await
+            .expect("send");
+        // The request got past authenticate, which read the key from `Authorization`.
+        assert_eq!(r.status(), 403);
+        let body: Value = r.json().await.expect("problem");
+        assert_eq!(body["code"], "peeked");
+        assert_eq!(body["detail"], seen, "allowed {allowed}");
+        app.stop().await;
+    }
 }

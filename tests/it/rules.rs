@@ -36,27 +36,19 @@ async fn allowed(app: &TestApp, key: &str, max: usize) -> (usize, Value) {
 }
 
 async fn wait_version(admin: &AdminSession<'_>, version: i64) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    crate::wait::until(Duration::from_secs(10), &format!("version {version} serves"), async || {
         let r = admin.get("/admin/v1/rules").await;
-        if r.body["version"] == version {
-            return r.body;
-        }
-        assert!(Instant::now() < deadline, "version {version} never served: {}", r.body);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (r.body["version"] == version).then_some(r.body)
+    })
+    .await
 }
 
 async fn wait_error(admin: &AdminSession<'_>) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    crate::wait::until(Duration::from_secs(10), "the bad file is reported", async || {
         let r = admin.get("/admin/v1/rules").await;
-        if !r.body["last_error"].is_null() {
-            return r.body;
-        }
-        assert!(Instant::now() < deadline, "the bad file was never reported");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        (!r.body["last_error"].is_null()).then_some(r.body)
+    })
+    .await
 }
 
 fn write_atomically(path: &Path, text: &str) {
@@ -219,7 +211,7 @@ async fn versions_are_kept_and_rollback_restores_one() {
 async fn the_shipped_examples_do_what_they_say() {
     let app = spawn_app(Backend::Sqlite).await;
     let admin = app.demo_admin().await;
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/examples");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/examples");
     let read = |name: &str| std::fs::read_to_string(examples.join(name)).expect("example");
     let dry = |script: String, sample: Value| {
         let mut body = sample;
@@ -292,7 +284,7 @@ async fn the_shipped_examples_do_what_they_say() {
         .await;
     assert_eq!(r.body["limits"]["per_hour"], 2000);
     let shipped =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/default.rhai"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies/default.rhai"))
             .expect("default");
     assert_eq!(admin.post("/admin/v1/rules/validate", json!({"script": shipped})).await.body["valid"], true);
     app.stop().await;

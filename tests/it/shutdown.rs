@@ -17,6 +17,7 @@ async fn a_request_in_flight_finishes_after_shutdown_begins() {
 
     // Send the headers and half of the body, then stop the server.
     let body = br#"{"name":"Slow Ltd","email":"slow@example.com"}"#;
+    let before = app.policy.decided();
     let mut conn = TcpStream::connect(&addr).await.expect("connect");
     let head = format!(
         "POST /v1/customers HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -25,15 +26,20 @@ async fn a_request_in_flight_finishes_after_shutdown_begins() {
     conn.write_all(head.as_bytes()).await.expect("head");
     conn.write_all(&body[..10]).await.expect("first half");
     conn.flush().await.expect("flush");
-    tokio::time::sleep(Duration::from_millis(100)).await; // let the handler start reading
+    // The request is in flight once it has reached the policy stages.
+    crate::wait::until(Duration::from_secs(5), "the request reaches the server", async || {
+        (app.policy.decided() > before).then_some(())
+    })
+    .await;
     let server = app.begin_shutdown();
-    tokio::time::sleep(Duration::from_millis(100)).await;
 
     // New connections are no longer accepted...
-    assert!(
-        reqwest::get(format!("http://{addr}/healthz")).await.is_err(),
-        "still accepting after shutdown began"
-    );
+    crate::wait::until(
+        Duration::from_secs(5),
+        "new connections are refused after shutdown began",
+        async || reqwest::get(format!("http://{addr}/healthz")).await.is_err().then_some(()),
+    )
+    .await;
     // ...but the request in flight completes.
     conn.write_all(&body[10..]).await.expect("second half");
     let mut response = String::new();

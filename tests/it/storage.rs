@@ -1,6 +1,6 @@
 //! Migrations and the first-start bootstrap on both databases.
 
-use angage_host::db::MIGRATOR;
+use angage_store::db::MIGRATOR;
 
 use crate::helpers::{backends, spawn_app};
 
@@ -22,13 +22,13 @@ async fn migrations_apply_and_bootstrap_runs_once_on_every_backend() {
 
         // A second start on the same database migrates nothing new and prints no banner.
         let db_url = app.db.url.clone();
-        let again = angage_host::app::App::build(
+        let again = angage::app::App::build(
             {
                 let mut s = crate::helpers::test_settings(&app.db);
                 s.database.url = db_url;
                 s
             },
-            angage_host::app::Deps::default(),
+            angage::app::Deps::default(),
         )
         .await
         .expect("second start");

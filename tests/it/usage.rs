@@ -1,8 +1,8 @@
 //! Usage analytics: a known mix of requests with injected latencies, then every number the
 //! dashboard shows, exactly.
 
-use angage_host::clock::Clock;
-use angage_host::usage::histogram;
+use angage_core::clock::Clock;
+use angage_store::usage::histogram;
 use serde_json::json;
 
 use crate::helpers::{TestApp, backends, spawn_app};
@@ -240,7 +240,7 @@ async fn retention_keeps_rollups_longer_than_raw_events_and_metrics_name_the_env
     };
     assert_eq!((count("usage_events").await, count("usage_daily").await), (3, 1));
     app.clock.advance_ms(31 * DAY);
-    let removed = angage_host::usage::retain(&app.state.db, &app.state.settings.usage, app.clock.now_ms())
+    let removed = angage_store::usage::retain(&app.state.db, &app.state.settings.usage, app.clock.now_ms())
         .await
         .expect("retain");
     assert_eq!(removed, 4, "3 raw events and 1 minute rollup");

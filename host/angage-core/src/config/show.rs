@@ -1,0 +1,86 @@
+//! `angage config show`: every key, its effective value (secrets redacted) and its layer.
+
+use std::fmt::Write;
+
+use figment::value::Value;
+
+use super::{Loaded, describe_origin, known_keys};
+
+/// Keys whose values are secrets: never printed.
+const SECRET_KEYS: &[&str] = &["keys.pepper"];
+/// Keys holding URLs that may embed a password.
+const URL_KEYS: &[&str] = &["database.url", "redis.url"];
+
+/// Renders the effective configuration as TOML-like lines annotated with their source.
+pub fn render(loaded: &Loaded) -> String {
+    let mut out = format!("# profile: {}\n", loaded.profile);
+    let mut section = String::new();
+    for key in known_keys() {
+        let (sec, leaf) = key.split_once('.').unwrap_or(("", key.as_str()));
+        if sec != section {
+            let _ = writeln!(out, "\n[{sec}]");
+            section = sec.to_owned();
+        }
+        let value = loaded.figment.find_value(&key).ok();
+        let shown = match value {
+            Some(v) if SECRET_KEYS.contains(&key.as_str()) => redact_secret(&v),
+            Some(v) if URL_KEYS.contains(&key.as_str()) => quote(&redact_url(&as_text(&v))),
+            Some(v) => render_value(&v),
+            None => "(unset)".into(),
+        };
+        let _ = writeln!(out, "{leaf} = {shown}  # {}", describe_origin(&loaded.figment, &key));
+    }
+    out
+}
+
+fn redact_secret(v: &Value) -> String {
+    if as_text(v).is_empty() { "\"\"".into() } else { "\"<redacted>\"".into() }
+}
+
+fn as_text(v: &Value) -> String {
+    v.as_str().map(str::to_owned).unwrap_or_else(|| render_value(v))
+}
+
+fn render_value(v: &Value) -> String {
+    match v {
+        Value::String(_, s) => quote(s),
+        Value::Num(_, n) => n
+            .to_u128()
+            .map(|n| n.to_string())
+            .or_else(|| n.to_i128().map(|n| n.to_string()))
+            .or_else(|| n.to_f64().map(|n| n.to_string()))
+            .unwrap_or_default(),
+        Value::Bool(_, b) => b.to_string(),
+        other => serde_json::to_string(other).unwrap_or_default(),
+    }
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// `postgres://user:secret@host/db` becomes `postgres://user:***@host/db`.
+pub(super) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_owned() };
+    let user = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => userinfo.to_owned(),
+    };
+    let tail = tail.map(|t| format!("/{t}")).unwrap_or_default();
+    format!("{scheme}://{user}@{host}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:p@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://data/angage.db"), "sqlite://data/angage.db");
+        assert_eq!(redact_url("redis://:pw@h:6379"), "redis://:***@h:6379");
+    }
+}

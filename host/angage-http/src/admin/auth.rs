@@ -1,0 +1,166 @@
+//! Login, logout and "who am I".
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Admin, session_cookie};
+use crate::v1::extract::{JsonBody, invalid};
+use crate::{AppState, Problem, ProblemBody};
+use angage_core::clock::rfc3339;
+use angage_core::validate::{Errors, Input, Need};
+use angage_store::admins::{self, sessions};
+
+/// Body of `POST /admin/v1/login`. Documents the body; parsing goes through `Input` so each bad
+/// field is reported.
+#[derive(Debug, ToSchema)]
+#[expect(dead_code, reason = "the OpenAPI schema of the body")]
+#[schema(example = json!({"email": "admin@demo.local", "password": "..."}))]
+pub(super) struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+/// A started session. The cookie carries the session; `csrf_token` goes in `X-CSRF-Token` on
+/// every change.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct LoginResponse {
+    pub admin: Me,
+    pub csrf_token: String,
+    pub expires_at: String,
+}
+
+/// The admin behind a request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Me {
+    pub id: String,
+    pub email: String,
+    pub tenant_id: String,
+    pub tenant_slug: String,
+    pub tenant_name: String,
+    /// For a console session: the token to send as `X-CSRF-Token` on every change.
+    pub csrf_token: Option<String>,
+}
+
+/// Log in
+///
+/// Starts a console session (an HttpOnly, SameSite=Strict cookie). Failed logins are throttled
+/// per account and per client address (429 with `Retry-After`).
+#[utoipa::path(post, path = "/admin/v1/login", tag = "Session", operation_id = "login", request_body = LoginRequest, security(()),
+    responses(
+        (status = 200, description = "Logged in; `Set-Cookie` carries the session", body = LoginResponse),
+        (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
+pub(super) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, Problem> {
+    let mut e = Errors::default();
+    let Some(input) = Input::root(&body, &mut e) else { return Err(invalid(e.0)) };
+    input.known(&["email", "password"], &mut e);
+    let email = input.string("email", Need::Required, 1, 254, &mut e);
+    let password = input.string("password", Need::Required, 1, 1024, &mut e);
+    let (Some(email), Some(password)) = (email, password) else { return Err(invalid(e.0)) };
+    if !e.is_empty() {
+        return Err(invalid(e.0));
+    }
+    let now = state.clock.now_ms();
+    let ip = peer.ip().to_string();
+    if let Some(wait) = state.throttle.locked(&email, &ip, now) {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login_throttled",
+            format!("Too many failed logins; try again in {wait} seconds"),
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from(wait)));
+    }
+    let admin =
+        admins::authenticate(&state.db, &state.settings.admin, &email, &password).await.map_err(|e| {
+            tracing::error!(error = %e, "login failed");
+            Problem::internal()
+        })?;
+    let Some(admin) = admin else {
+        state.throttle.failed(&email, &ip, now);
+        tracing::info!(ip = %ip, "failed admin login");
+        return Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_login",
+            "E-mail or password is incorrect",
+        ));
+    };
+    state.throttle.succeeded(&email);
+    let ttl_ms = state.settings.admin.session_ttl_hours as i64 * 3_600_000;
+    let session = sessions::create(&state.db, state.keys.pepper(), &admin, ttl_ms, now).await.map_err(db)?;
+    let me = me_of(&state, &admin).await?;
+    let secure = if state.settings.admin.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        sessions::COOKIE,
+        session.token,
+        ttl_ms / 1000
+    );
+    let body =
+        LoginResponse { admin: me, csrf_token: session.csrf_token, expires_at: rfc3339(session.expires_at) };
+    let mut response = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// Log out
+#[utoipa::path(post, path = "/admin/v1/logout", tag = "Session", operation_id = "logout",
+    responses((status = 204, description = "Session ended"), (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json")))]
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, Problem> {
+    if let Some(token) = session_cookie(&headers) {
+        sessions::delete(&state.db, state.keys.pepper(), &token).await.map_err(db)?;
+    }
+    let expired = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", sessions::COOKIE);
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, expired)]).into_response())
+}
+
+/// The current admin
+#[utoipa::path(get, path = "/admin/v1/me", tag = "Session", operation_id = "me",
+    responses((status = 200, description = "The admin", body = Me), (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json")))]
+pub(super) async fn me(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<Me>, Problem> {
+    let mut me = me_of(&state, &admin).await?;
+    // A console reloaded in the browser gets its CSRF token back from its own session.
+    if let Some(token) = session_cookie(&headers) {
+        let found =
+            sessions::find(&state.db, state.keys.pepper(), &token, state.clock.now_ms()).await.map_err(db)?;
+        me.csrf_token = found.map(|(_, csrf)| csrf);
+    }
+    Ok(Json(me))
+}
+
+async fn me_of(state: &AppState, admin: &admins::AdminCtx) -> Result<Me, Problem> {
+    let tenant = angage_store::tenants::by_id(&state.db, &admin.tenant.0).await.map_err(|e| {
+        tracing::error!(error = %e, "tenant of an admin");
+        Problem::internal()
+    })?;
+    Ok(Me {
+        id: admin.admin_id.clone(),
+        email: admin.email.clone(),
+        tenant_id: tenant.id,
+        tenant_slug: tenant.slug,
+        tenant_name: tenant.name,
+        csrf_token: None,
+    })
+}
+
+fn db(e: sqlx::Error) -> Problem {
+    Problem::from(angage_store::resources::store::ResourceError::Db(e))
+}

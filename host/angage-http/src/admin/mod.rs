@@ -1,0 +1,136 @@
+//! The admin API under `/admin/v1`: what the console and automation use to govern a tenant.
+//! Authenticated by the console's session cookie (writes need the CSRF header) or an admin token.
+
+mod auth;
+mod keys;
+pub mod openapi;
+mod rules;
+mod tenant;
+mod usage;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use subtle::ConstantTimeEq;
+
+use super::{AppState, Problem};
+use angage_store::admins::{AdminCtx, sessions, tokens};
+
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+pub fn router(state: AppState) -> Router<AppState> {
+    let protected = Router::new()
+        .route("/admin/v1/me", get(auth::me))
+        .route("/admin/v1/logout", post(auth::logout))
+        .route("/admin/v1/keys", get(keys::list).post(keys::create))
+        .route("/admin/v1/keys/{id}", get(keys::get).put(keys::update))
+        .route("/admin/v1/keys/{id}/revoke", post(keys::revoke))
+        .route("/admin/v1/keys/{id}/rotate", post(keys::rotate))
+        .route("/admin/v1/settings", get(tenant::get_settings).put(tenant::put_settings))
+        .route("/admin/v1/audit", get(tenant::audit))
+        .route("/admin/v1/plugins", get(tenant::plugins))
+        .route("/admin/v1/usage", get(usage::summary))
+        .route("/admin/v1/usage/endpoints", get(usage::endpoints))
+        .route("/admin/v1/usage/keys", get(usage::keys))
+        .route("/admin/v1/usage/latency", get(usage::latency))
+        .route("/admin/v1/usage/export.csv", get(usage::export))
+        .route("/admin/v1/usage/chart.svg", get(usage::chart))
+        .route("/admin/v1/errors", get(usage::errors))
+        .route("/admin/v1/errors/recent", get(usage::recent))
+        .route("/admin/v1/rules", get(rules::get).put(rules::put))
+        .route("/admin/v1/rules/validate", post(rules::validate))
+        .route("/admin/v1/rules/dry-run", post(rules::dry_run))
+        .route("/admin/v1/rules/versions", get(rules::versions))
+        .route("/admin/v1/rules/rollback", post(rules::rollback))
+        .route("/admin/v1/admins", get(tenant::list_admins).post(tenant::create_admin))
+        .route("/admin/v1/tokens", get(tenant::list_tokens).post(tenant::create_token))
+        .route("/admin/v1/tokens/{id}", axum::routing::delete(tenant::revoke_token))
+        .route_layer(middleware::from_fn_with_state(state.clone(), super::oversize::refuse))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/admin/v1/login", post(auth::login))
+        .route("/admin/v1/openapi.json", get(openapi::serve))
+        .route_layer(middleware::from_fn_with_state(state, super::oversize::refuse))
+        .merge(protected)
+}
+
+/// The authenticated admin of this request.
+pub struct Admin(pub AdminCtx);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        parts.extensions.get::<AdminCtx>().cloned().map(Admin).ok_or_else(unauthenticated)
+    }
+}
+
+fn unauthenticated() -> Problem {
+    Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "admin_auth_required",
+        "Log in to the console or send an admin token as `Authorization: Bearer aat_...`",
+    )
+}
+
+/// Resolves the admin from an admin token or the session cookie; cookie-authenticated writes
+/// must echo the session's CSRF token in `X-CSRF-Token`.
+async fn require_admin(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let now = state.clock.now_ms();
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| t.starts_with(tokens::PREFIX))
+        .map(str::to_owned);
+    let admin = if let Some(token) = bearer {
+        match tokens::find(&state.db, state.keys.pepper(), &token, now).await {
+            Ok(Some(admin)) => admin,
+            Ok(None) => return unauthenticated().into_response(),
+            Err(e) => return db_problem(e),
+        }
+    } else {
+        let Some(cookie) = session_cookie(req.headers()) else { return unauthenticated().into_response() };
+        let (admin, csrf) = match sessions::find(&state.db, state.keys.pepper(), &cookie, now).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return unauthenticated().into_response(),
+            Err(e) => return db_problem(e),
+        };
+        let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let sent = req.headers().get(CSRF_HEADER).map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+        if !safe && !bool::from(sent.ct_eq(csrf.as_bytes())) {
+            return Problem::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "This change needs the session's CSRF token in the X-CSRF-Token header",
+            )
+            .into_response();
+        }
+        admin
+    };
+    req.extensions_mut().insert(admin);
+    next.run(req).await
+}
+
+/// The session token from the `Cookie` header.
+pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == sessions::COOKIE && !value.is_empty()).then(|| value.to_owned())
+        })
+}
+
+fn db_problem(e: sqlx::Error) -> Response {
+    Problem::from(angage_store::resources::store::ResourceError::Db(e)).into_response()
+}

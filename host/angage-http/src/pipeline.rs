@@ -1,0 +1,83 @@
+//! The `/v1` middleware: HTTP mapping around one call into the policy façade. It turns the
+//! request into a `PolicyRequest`, the `Verdict` into a refusal or the handler's response (one
+//! place), adds the rate-limit headers, and reports the finished exchange.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use angage_core::policy::{Exchange, Operation, Outcome, PolicyRequest, Refusal};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::rate_headers::rate_headers;
+use super::{AppState, Problem, ProblemCode};
+
+pub(crate) async fn run(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let request = policy_request(&req, matched, state.clock.now_ms());
+    let verdict = state.policy.decide(request.clone()).await;
+    let mut response = match &verdict.outcome {
+        Outcome::Allowed { tenant } => {
+            req.extensions_mut().insert(tenant.clone());
+            next.run(req).await
+        }
+        Outcome::Refused(refusal) => refused(refusal, verdict.rule.clone()),
+    };
+    if let Some(rate) = &verdict.rate {
+        rate_headers(response.headers_mut(), rate);
+    }
+    let status = response.status().as_u16();
+    let latency_us = start.elapsed().as_micros() as u64;
+    let environment =
+        verdict.caller.as_ref().or(verdict.presented.as_ref()).map_or("none", |k| k.environment.as_str());
+    let labels = [
+        ("route", request.route.clone()),
+        ("status", status.to_string()),
+        ("environment", environment.to_owned()),
+    ];
+    metrics::counter!("angage_api_requests_total", &labels).increment(1);
+    metrics::histogram!("angage_api_request_duration_seconds", &labels[..1]).record(latency_us as f64 / 1e6);
+    if status == 429 {
+        metrics::counter!("angage_rate_limited_total", &labels[..1]).increment(1);
+    }
+    let problem = response.extensions().get::<ProblemCode>().cloned();
+    let (error_code, error_detail) = problem.map_or((None, None), |p| (Some(p.code), p.detail));
+    state.policy.finished(Exchange { request, verdict, status, error_code, error_detail, latency_us });
+    response
+}
+
+/// The one place a refusal becomes a response.
+fn refused(r: &Refusal, rule: Option<String>) -> Response {
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
+    let mut problem = Problem::new(status, &r.code, r.detail.clone()).with_rule(rule);
+    if let Some(retry) = r.retry_after {
+        problem = problem.with_header(header::RETRY_AFTER, HeaderValue::from(retry));
+    }
+    problem.into_response()
+}
+
+fn policy_request(req: &Request, matched: Option<MatchedPath>, now: i64) -> Arc<PolicyRequest> {
+    let route = matched.map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
+    let client_ip =
+        req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let method = req.method().as_str().to_owned();
+    Arc::new(PolicyRequest {
+        module: PolicyRequest::module_of(&route).to_owned(),
+        operation: Operation::of(&method),
+        route,
+        path: req.uri().path().to_owned(),
+        method,
+        headers: req.headers().clone(),
+        client_ip,
+        scheme: if req.uri().scheme_str() == Some("https") { "https" } else { "http" },
+        time_ms: now,
+    })
+}

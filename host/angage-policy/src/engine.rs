@@ -1,0 +1,143 @@
+//! The façade: [`PolicyEngine`] implements the core's `Policy` for the HTTP edge. It reads the
+//! presented key and its tenant's settings (from the caches) in the request's own task, queues
+//! the request on its lane, and hands finished exchanges to enrich-usage.
+
+use std::sync::Arc;
+
+use angage_core::clock::Clock;
+use angage_core::config::Settings;
+use angage_core::policy::{BoxFuture, Exchange, Outcome, Policy, PolicyRequest, StageStatus, Verdict};
+use angage_rules::RuleSet;
+use angage_store::db::Db;
+use angage_store::keys::cache::{KeyCache, Lookup};
+use angage_store::tenants::cache::SettingsCache;
+use angage_store::usage::UsageSink;
+use http::HeaderMap;
+
+use crate::enrich::EnrichQueue;
+use crate::lanes::{LaneCtx, Lanes};
+use crate::plugins::RuntimeError;
+use crate::plugins::counters::Counters;
+use crate::plugins::store_data::HostCtx;
+use crate::plugins::{KeyRef, PluginRuntime, Prefetched, watch};
+use crate::refusals;
+
+/// What the engine uses of the rest of the host.
+#[derive(Clone)]
+pub struct Services {
+    pub db: Db,
+    pub keys: Arc<KeyCache>,
+    pub tenant_settings: Arc<SettingsCache>,
+    pub usage: UsageSink,
+    pub rules: Arc<RuleSet>,
+    pub clock: Arc<dyn Clock>,
+    pub counters: Arc<dyn Counters>,
+}
+
+impl Services {
+    /// What plugins reach through their imports.
+    pub(crate) fn host_ctx(&self) -> Arc<HostCtx> {
+        Arc::new(HostCtx {
+            keys: self.keys.clone(),
+            tenant_settings: self.tenant_settings.clone(),
+            db: self.db.clone(),
+            clock: self.clock.clone(),
+            counters: self.counters.clone(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("loading the policy plugins: {0}")]
+    Plugins(#[from] RuntimeError),
+    #[error("watching the plugin directory: {0}")]
+    Watch(#[from] notify::Error),
+}
+
+/// Plugins, lanes and enrich-usage behind the `Policy` façade.
+pub struct PolicyEngine {
+    services: Services,
+    plugins: Arc<PluginRuntime>,
+    lanes: Lanes,
+    enrich: EnrichQueue,
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl PolicyEngine {
+    /// Loads every stage's plugin, starts the lanes, enrich-usage and the plugin watcher.
+    pub fn start(settings: Arc<Settings>, services: Services) -> Result<Self, StartError> {
+        let plugins = PluginRuntime::start(settings.clone(), services.host_ctx())?;
+        let watcher = watch::spawn(plugins.clone())?;
+        let lanes = Lanes::start(
+            LaneCtx {
+                plugins: plugins.clone(),
+                rules: services.rules.clone(),
+                rate_limit_failure: settings.plugins.rate_limit_failure,
+            },
+            settings.plugins.lanes,
+        );
+        let enrich = EnrichQueue::start(plugins.clone(), services.usage.clone());
+        Ok(Self { services, plugins, lanes, enrich, _watcher: watcher })
+    }
+
+    /// The key the credential names and its tenant's settings, read here so a cache miss
+    /// waits in the request's task rather than in its lane. `Err` when the store failed.
+    async fn prefetch(&self, presented: &str, now: i64) -> Result<Option<Arc<Prefetched>>, Verdict> {
+        let s = &self.services;
+        let key = match s.keys.lookup(&s.db, presented, now).await {
+            Ok(Lookup::Found(key)) => key,
+            Ok(_) => return Ok(None),
+            Err(e) => return Err(unavailable(&e, None)),
+        };
+        match s.tenant_settings.get(&s.db, &key.tenant_id, now).await {
+            Ok(settings) => {
+                let key = KeyRef { key, settings };
+                Ok(Some(Arc::new(Prefetched { presented: presented.to_owned(), key })))
+            }
+            Err(e) => Err(unavailable(&e, Some(key))),
+        }
+    }
+}
+
+fn unavailable(e: &sqlx::Error, presented: Option<Arc<angage_core::key::KeyRecord>>) -> Verdict {
+    Verdict {
+        outcome: Outcome::Refused(refusals::store_unavailable(e)),
+        caller: None,
+        settings: None,
+        presented,
+        rate: None,
+        rule: None,
+    }
+}
+
+impl Policy for PolicyEngine {
+    fn decide(&self, request: Arc<PolicyRequest>) -> BoxFuture<'_, Verdict> {
+        Box::pin(async move {
+            let prefetched = match credential(&request.headers) {
+                Some(presented) => match self.prefetch(presented, request.time_ms).await {
+                    Ok(p) => p,
+                    Err(verdict) => return verdict,
+                },
+                None => None,
+            };
+            self.lanes.decide(request, prefetched).await
+        })
+    }
+
+    fn finished(&self, exchange: Exchange) {
+        self.enrich.push(exchange);
+    }
+
+    fn status(&self) -> Vec<StageStatus> {
+        self.plugins.status()
+    }
+}
+
+/// `Authorization: Bearer ...` or `X-API-Key: ...`.
+pub(crate) fn credential(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        return v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim);
+    }
+    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+}

@@ -1,0 +1,371 @@
+//! The plugin runtime: one engine, a slot per stage swapped atomically on reload, and the
+//! status the admin API shows.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use wasmtime::component::Linker;
+use wasmtime::{Cache, CacheConfig, Config, Engine};
+
+use super::bindings::{
+    authenticator::Authenticator, authorizer::Authorizer, rate_limiter::RateLimiter,
+    usage_enricher::UsageEnricher,
+};
+use angage_core::clock::rfc3339;
+use angage_core::config::Settings;
+use angage_core::policy::{LoadFailure, Stage, StageStatus};
+
+use super::pool::{CONTRACT_VERSION, LoadError, Loaded, Source, load};
+use super::stage::Bindings;
+use super::store_data::{Budget, HostCtx, StoreData};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+}
+
+/// The built-in plugins, by name.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "apikey-auth" => Some(builtin::APIKEY_AUTH),
+        "module-scopes" => Some(builtin::MODULE_SCOPES),
+        "rate-limit" => Some(builtin::RATE_LIMIT),
+        "usage-enrich" => Some(builtin::USAGE_ENRICH),
+        _ => None,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot set up the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("plugins.stages.{stage} names `{name}`, which is neither a built-in plugin nor a file {file}")]
+    Unknown { stage: &'static str, name: String, file: String },
+    #[error("plugin `{name}` for stage {stage}: {error}")]
+    Load { stage: &'static str, name: String, error: LoadError },
+}
+
+/// One process-wide engine: epoch interruption for deadlines, the compilation cache, and a
+/// thread that advances the epoch every millisecond.
+fn engine(cache_dir: &Path) -> Result<Engine, RuntimeError> {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    if let Some(e) = ENGINE.get() {
+        return Ok(e.clone());
+    }
+    let mut config = Config::new();
+    config.epoch_interruption(true).wasm_component_model(true);
+    if std::fs::create_dir_all(cache_dir).is_ok() {
+        let mut cache = CacheConfig::new();
+        cache.with_directory(std::path::absolute(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf()));
+        match Cache::new(cache) {
+            Ok(c) => {
+                config.cache(Some(c));
+            }
+            Err(e) => tracing::warn!(error = %e, "plugin compilation cache disabled"),
+        }
+    }
+    let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+    let engine = ENGINE.get_or_init(|| {
+        let ticker = engine.clone();
+        let _ = std::thread::Builder::new().name("angage-epoch".into()).spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(1));
+                ticker.increment_epoch();
+            }
+        });
+        engine
+    });
+    Ok(engine.clone())
+}
+
+/// The plugins serving each stage.
+pub(crate) struct PluginRuntime {
+    engine: Engine,
+    linker: Linker<StoreData>,
+    ctx: Arc<HostCtx>,
+    settings: Arc<Settings>,
+    budget: Budget,
+    authn: ArcSwap<Loaded<Authenticator>>,
+    authz: ArcSwap<Loaded<Authorizer>>,
+    rate: ArcSwap<Loaded<RateLimiter>>,
+    usage: ArcSwap<Loaded<UsageEnricher>>,
+    failures: Mutex<HashMap<Stage, LoadFailure>>,
+    reloads: Mutex<HashMap<Stage, u64>>,
+}
+
+/// Access to a stage's slot from its bindings type.
+pub(crate) trait Slot: Bindings {
+    fn slot(rt: &PluginRuntime) -> &ArcSwap<Loaded<Self>>;
+}
+
+impl Slot for Authenticator {
+    fn slot(rt: &PluginRuntime) -> &ArcSwap<Loaded<Self>> {
+        &rt.authn
+    }
+}
+impl Slot for Authorizer {
+    fn slot(rt: &PluginRuntime) -> &ArcSwap<Loaded<Self>> {
+        &rt.authz
+    }
+}
+impl Slot for RateLimiter {
+    fn slot(rt: &PluginRuntime) -> &ArcSwap<Loaded<Self>> {
+        &rt.rate
+    }
+}
+impl Slot for UsageEnricher {
+    fn slot(rt: &PluginRuntime) -> &ArcSwap<Loaded<Self>> {
+        &rt.usage
+    }
+}
+
+impl PluginRuntime {
+    /// The version serving stage `B` now; a call keeps it (and its instances) for its length,
+    /// whatever a reload swaps in meanwhile.
+    pub(crate) fn serving<B: Slot>(&self) -> Arc<Loaded<B>> {
+        B::slot(self).load_full()
+    }
+
+    /// Loads every stage's plugin (a file in `plugins.dir` over the built-in of that name).
+    pub(crate) fn start(settings: Arc<Settings>, ctx: Arc<HostCtx>) -> Result<Arc<Self>, RuntimeError> {
+        let p = &settings.plugins;
+        let cache_dir = if p.cache_dir.as_os_str().is_empty() {
+            settings.data.dir.join("plugin-cache")
+        } else {
+            p.cache_dir.clone()
+        };
+        let engine = engine(&cache_dir)?;
+        let mut linker = Linker::new(&engine);
+        Authenticator::add_to_linker::<StoreData, wasmtime::component::HasSelf<StoreData>>(
+            &mut linker,
+            |d| d,
+        )
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let budget = Budget {
+            deadline_ticks: p.deadline_ms,
+            memory_bytes: usize::try_from(p.memory_limit_mib.saturating_mul(1024 * 1024))
+                .unwrap_or(usize::MAX),
+            max_instances: p.max_instances,
+            queue_timeout: Duration::from_millis(p.queue_timeout_ms),
+        };
+        let initial = Initial { engine: &engine, linker: &linker, ctx: &ctx, settings: &settings, budget };
+        let authn = initial.load::<Authenticator>()?;
+        let authz = initial.load::<Authorizer>()?;
+        let rate = initial.load::<RateLimiter>()?;
+        let usage = initial.load::<UsageEnricher>()?;
+        let rt = Arc::new(Self {
+            engine,
+            linker,
+            ctx,
+            settings,
+            budget,
+            authn: ArcSwap::from_pointee(authn.0),
+            authz: ArcSwap::from_pointee(authz.0),
+            rate: ArcSwap::from_pointee(rate.0),
+            usage: ArcSwap::from_pointee(usage.0),
+            failures: Mutex::new(HashMap::new()),
+            reloads: Mutex::new(HashMap::new()),
+        });
+        for (stage, failure) in [authn.1, authz.1, rate.1, usage.1].into_iter().flatten() {
+            rt.fail(stage, failure);
+        }
+        Ok(rt)
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.settings.plugins.dir
+    }
+
+    /// The configured plugin name of a stage.
+    pub(crate) fn name_of(&self, stage: Stage) -> &str {
+        plugin_of(&self.settings, stage)
+    }
+
+    fn config_of(&self, name: &str) -> Arc<str> {
+        config_json(&self.settings, name)
+    }
+
+    /// Reloads a stage from its file (or the built-in when the file is gone). On failure the
+    /// serving version stays and the error is recorded.
+    pub(crate) async fn reload(self: &Arc<Self>, stage: Stage) {
+        match stage {
+            Stage::Authenticate => self.reload_typed::<Authenticator>().await,
+            Stage::Authorize => self.reload_typed::<Authorizer>().await,
+            Stage::RateLimit => self.reload_typed::<RateLimiter>().await,
+            Stage::EnrichUsage => self.reload_typed::<UsageEnricher>().await,
+        }
+    }
+
+    async fn reload_typed<B: Slot>(self: &Arc<Self>) {
+        let stage = B::STAGE;
+        let name = self.name_of(stage).to_owned();
+        let file = self.dir().join(format!("{name}.wasm"));
+        let current = B::slot(self).load();
+        let (bytes, source) = match tokio::fs::read(&file).await {
+            Ok(bytes) => (bytes, Source::File(file.clone())),
+            Err(_) => match builtin(&name) {
+                Some(b) if current.meta.source != Source::Builtin => (b.to_vec(), Source::Builtin),
+                Some(_) => return,
+                None => {
+                    self.fail(stage, self.failure(&file, "the file is gone and there is no built-in of that name; the last version keeps serving"));
+                    return;
+                }
+            },
+        };
+        if super::pool::sha256_hex(&bytes) == current.meta.hash && current.meta.source == source {
+            return;
+        }
+        let rt = self.clone();
+        let config = self.config_of(&name);
+        let label = source.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            load::<B>(&rt.engine, &rt.linker, rt.ctx.clone(), rt.budget, &name, label, &bytes, config)
+        })
+        .await;
+        match result {
+            Ok(Ok(loaded)) => {
+                tracing::info!(stage = stage.as_str(), plugin = %loaded.meta.name, version = %loaded.meta.version,
+                               hash = %&loaded.meta.hash[..12], "plugin swapped in");
+                B::slot(self).store(Arc::new(loaded));
+                *self.reloads.lock().unwrap_or_else(|p| p.into_inner()).entry(stage).or_default() += 1;
+                self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&stage);
+                metrics::counter!("angage_plugin_reloads_total", "stage" => stage.as_str(), "result" => "ok")
+                    .increment(1);
+                metrics::gauge!("angage_plugin_load_failed", "stage" => stage.as_str()).set(0.0);
+            }
+            Ok(Err(e)) => self.fail(stage, self.failure(&file, &e.to_string())),
+            Err(e) => self.fail(stage, self.failure(&file, &format!("loader crashed: {e}"))),
+        }
+    }
+
+    fn failure(&self, file: &Path, message: &str) -> LoadFailure {
+        failure(file, message, self.ctx.clock.now_ms())
+    }
+
+    fn fail(&self, stage: Stage, f: LoadFailure) {
+        tracing::error!(stage = stage.as_str(), file = %f.file, error = %f.message, "plugin not loaded; the previous version keeps serving");
+        metrics::counter!("angage_plugin_reloads_total", "stage" => stage.as_str(), "result" => "error")
+            .increment(1);
+        metrics::gauge!("angage_plugin_load_failed", "stage" => stage.as_str()).set(1.0);
+        self.failures.lock().unwrap_or_else(|p| p.into_inner()).insert(stage, f);
+    }
+
+    /// Every stage's status.
+    pub(crate) fn status(&self) -> Vec<StageStatus> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let reloads = self.reloads.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let metas = [
+            self.authn.load().meta.clone(),
+            self.authz.load().meta.clone(),
+            self.rate.load().meta.clone(),
+            self.usage.load().meta.clone(),
+        ];
+        Stage::ALL
+            .iter()
+            .zip(metas)
+            .map(|(stage, meta)| StageStatus {
+                stage: *stage,
+                plugin: meta.name,
+                source: if meta.source == Source::Builtin { "builtin" } else { "file" },
+                file: match meta.source {
+                    Source::File(p) => Some(p.display().to_string()),
+                    Source::Builtin => None,
+                },
+                version: meta.version,
+                contract: CONTRACT_VERSION,
+                content_hash: meta.hash,
+                loaded_at: rfc3339(meta.loaded_at),
+                reloads: reloads.get(stage).copied().unwrap_or(0),
+                last_error: failures.get(stage).cloned(),
+            })
+            .collect()
+    }
+}
+
+fn failure(file: &Path, message: &str, now: i64) -> LoadFailure {
+    LoadFailure { message: message.to_owned(), file: file.display().to_string(), at: rfc3339(now) }
+}
+
+/// The plugin configured for `stage`.
+fn plugin_of(settings: &Settings, stage: Stage) -> &str {
+    let s = &settings.plugins.stages;
+    match stage {
+        Stage::Authenticate => &s.authenticate,
+        Stage::Authorize => &s.authorize,
+        Stage::RateLimit => &s.rate_limit,
+        Stage::EnrichUsage => &s.enrich_usage,
+    }
+}
+
+fn config_json(settings: &Settings, name: &str) -> Arc<str> {
+    settings.plugins.config.get(name).map_or_else(|| "{}".into(), |v| v.to_string().into())
+}
+
+/// A stage's plugin at start-up, and the file that failed to load in its place, if any.
+type Started<B> = (Loaded<B>, Option<(Stage, LoadFailure)>);
+
+/// Start-up loading: a file that fails falls back to the built-in of that name, and the error is
+/// kept for the status.
+struct Initial<'a> {
+    engine: &'a Engine,
+    linker: &'a Linker<StoreData>,
+    ctx: &'a Arc<HostCtx>,
+    settings: &'a Arc<Settings>,
+    budget: Budget,
+}
+
+impl Initial<'_> {
+    fn load<B: Bindings>(&self) -> Result<Started<B>, RuntimeError> {
+        let stage = B::STAGE;
+        let s = &self.settings.plugins;
+        let name = plugin_of(self.settings, stage);
+        let file: PathBuf = s.dir.join(format!("{name}.wasm"));
+        let config = config_json(self.settings, name);
+        let mut failed = None;
+        if let Ok(bytes) = std::fs::read(&file) {
+            match load::<B>(
+                self.engine,
+                self.linker,
+                self.ctx.clone(),
+                self.budget,
+                name,
+                Source::File(file.clone()),
+                &bytes,
+                config.clone(),
+            ) {
+                Ok(loaded) => return Ok((loaded, None)),
+                Err(e) if builtin(name).is_some() => {
+                    failed = Some((stage, failure(&file, &e.to_string(), self.ctx.clock.now_ms())));
+                }
+                Err(error) => {
+                    return Err(RuntimeError::Load { stage: stage.as_str(), name: name.to_owned(), error });
+                }
+            }
+        }
+        let Some(bytes) = builtin(name) else {
+            return Err(RuntimeError::Unknown {
+                stage: stage.as_str(),
+                name: name.to_owned(),
+                file: file.display().to_string(),
+            });
+        };
+        let loaded = load::<B>(
+            self.engine,
+            self.linker,
+            self.ctx.clone(),
+            self.budget,
+            name,
+            Source::Builtin,
+            bytes,
+            config,
+        )
+        .map_err(|error| RuntimeError::Load {
+            stage: stage.as_str(),
+            name: name.to_owned(),
+            error,
+        })?;
+        Ok((loaded, failed))
+    }
+}

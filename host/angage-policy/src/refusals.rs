@@ -1,0 +1,47 @@
+//! Every refusal the policy engine answers with, built in one place so each code reads the
+//! same wherever it comes from.
+
+use angage_core::policy::{Refusal, Stage};
+
+use crate::plugins::types;
+
+/// A plugin's denial. Only client errors pass through as the plugin chose them: a plugin that
+/// answers 503, 500 or 200 is read as 403.
+pub(crate) fn denied(d: types::Denial) -> Refusal {
+    let status = if (400..500).contains(&d.status) { d.status } else { 403 };
+    Refusal { status, code: d.code, detail: d.detail, retry_after: None }
+}
+
+/// 503 for a stage that failed (or, without a stage, a lane that stopped); logged, since the
+/// client only learns that the policy is unavailable.
+pub(crate) fn unavailable(stage: Option<Stage>, e: &dyn std::fmt::Display) -> Refusal {
+    let name = stage.map_or("policy", Stage::as_str);
+    tracing::error!(stage = name, error = %e, "policy stage failed; failing closed");
+    let detail = match stage {
+        Some(_) => format!("The {name} policy is unavailable; retry later"),
+        None => "The policy stages are unavailable; retry later".to_owned(),
+    };
+    Refusal { status: 503, code: "policy_unavailable".into(), detail, retry_after: None }
+}
+
+/// 429 for the window that refused the charge.
+pub(crate) fn rate_limited(window: Option<&str>, retry: u64, send_retry_after: bool) -> Refusal {
+    let window = window.unwrap_or("window");
+    Refusal {
+        status: 429,
+        code: "rate_limited".into(),
+        detail: format!("Rate limit exceeded for the {window} window; retry in {retry} seconds"),
+        retry_after: send_retry_after.then_some(retry),
+    }
+}
+
+/// 503 when the store could not say who the caller is or what their tenant allows.
+pub(crate) fn store_unavailable(e: &sqlx::Error) -> Refusal {
+    tracing::error!(error = %e, "reading the caller's key or tenant settings");
+    Refusal {
+        status: 503,
+        code: "database_unavailable".into(),
+        detail: "Retry later".into(),
+        retry_after: None,
+    }
+}

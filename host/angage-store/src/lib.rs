@@ -1,0 +1,11 @@
+//! The store: one connection pool over SQLite or PostgreSQL and the repositories that own every
+//! table: the `/v1` resources, keys, tenants and their settings, admins, rule versions and usage.
+//! Nothing here knows HTTP or the plugin runtime.
+
+pub mod admins;
+pub mod db;
+pub mod keys;
+pub mod resources;
+pub mod rules;
+pub mod tenants;
+pub mod usage;

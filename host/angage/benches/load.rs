@@ -1,0 +1,268 @@
+//! Load generator: the real server in process on the embedded database, N concurrent HTTP
+//! clients for a fixed time, then requests/second and latency percentiles.
+//!
+//! ```sh
+//! cargo bench --bench load -- --scenario get-customer --seconds 10 --concurrency 32
+//! cargo bench --bench load -- --scenario post-order --seconds 10 --concurrency 32
+//! # the same route with the policy stages (plugins and rules) bypassed and on, in one run:
+//! cargo bench --bench load -- --scenario get-customer --compare --seconds 1 --rounds 10
+//! ```
+//!
+//! `--compare` starts two servers, one with the policy stages bypassed (usage is still recorded,
+//! so the ratio is what the stages cost) and one with them on, and loads them in alternating
+//! segments, off-on-on-off per round, after two seconds of unmeasured warm-up each. A machine whose speed drifts during the run (shared
+//! hosts, CPU credits) then weighs on both sides alike; the ratio is of the summed requests.
+//! Each segment ends by flushing its server's usage buffer, so the next one starts clean. Short
+//! segments and many rounds give the steadiest ratio (here: within 0.02 run to run).
+
+use std::time::{Duration, Instant};
+
+// The allocator the `angage` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::sync::Arc;
+
+use angage::app::{App, Deps, PolicyLayer};
+use angage_core::config::Settings;
+use angage_core::policy::Policy;
+use angage_core::tenant::TenantId;
+use angage_policy::Services;
+use angage_policy::testing::Bypass;
+use angage_store::keys::store::Actor;
+use angage_store::keys::{NewKey, store};
+use serde_json::json;
+
+#[derive(Clone)]
+struct Args {
+    scenario: String,
+    seconds: u64,
+    concurrency: usize,
+    compare: bool,
+    rounds: usize,
+    bypass: bool,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        scenario: "get-customer".into(),
+        seconds: 10,
+        concurrency: 32,
+        compare: false,
+        rounds: 3,
+        bypass: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--scenario" => args.scenario = it.next().unwrap_or_default(),
+            "--seconds" => args.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(10),
+            "--concurrency" => args.concurrency = it.next().and_then(|v| v.parse().ok()).unwrap_or(32),
+            "--compare" => args.compare = true,
+            "--rounds" => args.rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
+            "--pipeline-off" => args.bypass = true,
+            _ => {} // cargo bench passes --bench
+        }
+    }
+    args
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        if args.compare {
+            let off = Server::start(true).await?;
+            let on = Server::start(false).await?;
+            // Unmeasured: caches, connection pools and plugin instances fill up on both.
+            let warmup = Args { seconds: 2, ..args.clone() };
+            off.measure(&warmup).await?;
+            on.measure(&warmup).await?;
+            let (mut off_requests, mut on_requests) = (0, 0);
+            for _ in 0..args.rounds {
+                off_requests += off.measure(&args).await?;
+                on_requests += on.measure(&args).await?;
+                on_requests += on.measure(&args).await?;
+                off_requests += off.measure(&args).await?;
+            }
+            off.stop().await?;
+            on.stop().await?;
+            println!(
+                "pipeline-on / pipeline-off throughput: {:.3} ({} rounds of off-on-on-off, {} s each)",
+                on_requests as f64 / off_requests as f64,
+                args.rounds,
+                args.seconds
+            );
+        } else {
+            let server = Server::start(args.bypass).await?;
+            server.measure(&args).await?;
+            server.stop().await?;
+        }
+        Ok(())
+    })
+}
+
+/// A server in this process with the demo tenant, an unlimited key, a customer and a product.
+struct Server {
+    bypass: bool,
+    state: angage_http::AppState,
+    base: String,
+    key: String,
+    customer_id: String,
+    client: reqwest::Client,
+    answered: std::sync::atomic::AtomicU64,
+    stop_tx: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start(bypass: bool) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut settings = Settings::default();
+        settings.server.addr = "127.0.0.1:0".parse()?;
+        settings.database.url = format!("sqlite://{}", dir.path().join("load.db").display());
+        settings.data.dir = dir.path().join("data");
+        settings.plugins.dir = dir.path().join("plugins.d");
+        settings.log.level = "error".into();
+        let policy: Option<PolicyLayer> = bypass
+            .then(|| Box::new(|_, s: &Services| Arc::new(Bypass::new(s)) as Arc<dyn Policy>) as PolicyLayer);
+        let app = App::build(settings, Deps { policy, ..Deps::default() }).await?;
+        let state = app.state().clone();
+        let base = format!("http://{}", app.local_addr());
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(app.serve(async move {
+            let _ = stop_rx.await;
+        }));
+
+        let tenant = angage_store::tenants::by_slug(&state.db, "demo").await?;
+        let unlimited = json!({"per_second": 1_000_000_000, "per_minute": 1_000_000_000, "per_hour": 1_000_000_000,
+                               "per_day": 1_000_000_000, "burst": 1_000_000_000});
+        let new = NewKey::parse(&json!({"name": "load", "rate_limits": unlimited}))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let key = store::create(
+            &state.db,
+            state.keys.pepper(),
+            &TenantId(tenant.id),
+            &Actor("load".into()),
+            new,
+            0,
+        )
+        .await?
+        .key;
+
+        let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+        let post = |path: &str, body: serde_json::Value| {
+            client.post(format!("{base}{path}")).bearer_auth(&key).json(&body).send()
+        };
+        let customer: serde_json::Value =
+            post("/v1/customers", json!({"name": "Acme", "email": "ap@acme.example.com"}))
+                .await?
+                .json()
+                .await?;
+        post("/v1/products", json!({"sku": "W-1", "name": "Widget", "unit_price": 100, "currency": "USD", "initial_stock": 1_000_000_000}))
+            .await?;
+        let customer_id = customer["id"].as_str().unwrap_or_default().to_owned();
+        // The two set-up POSTs were answered too.
+        let answered = std::sync::atomic::AtomicU64::new(2);
+        Ok(Self { bypass, state, base, key, customer_id, client, answered, stop_tx, server, _dir: dir })
+    }
+
+    /// One measured segment; prints it and returns the requests that succeeded.
+    async fn measure(&self, args: &Args) -> anyhow::Result<u64> {
+        let deadline = Instant::now() + Duration::from_secs(args.seconds);
+        let mut workers = Vec::new();
+        for _ in 0..args.concurrency {
+            let (client, base, key) = (self.client.clone(), self.base.clone(), self.key.clone());
+            let (scenario, customer_id) = (args.scenario.clone(), self.customer_id.clone());
+            workers.push(tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(100_000);
+                let mut failures = 0u64;
+                let mut answered = 0u64;
+                while Instant::now() < deadline {
+                    let start = Instant::now();
+                    let req = match scenario.as_str() {
+                        "post-order" => client.post(format!("{base}/v1/orders")).json(
+                            &json!({"customer": customer_id, "lines": [{"product": "W-1", "quantity": 1}]}),
+                        ),
+                        _ => client.get(format!("{base}/v1/customers/{customer_id}")),
+                    };
+                    let ok = match req.bearer_auth(&key).send().await {
+                        Ok(resp) if resp.status().is_success() => {
+                            answered += 1;
+                            resp.bytes().await.is_ok()
+                        }
+                        Ok(resp) => {
+                            answered += 1;
+                            // Say what failed: a refusal's problem+json names its code.
+                            let status = resp.status();
+                            let body = resp.text().await.unwrap_or_default();
+                            eprintln!("failed: {status} {}", body.chars().take(200).collect::<String>());
+                            false
+                        }
+                        Err(e) => {
+                            eprintln!("failed: {e}");
+                            false
+                        }
+                    };
+                    if ok {
+                        latencies.push(start.elapsed().as_micros() as u64);
+                    } else {
+                        failures += 1;
+                    }
+                }
+                (latencies, failures, answered)
+            }));
+        }
+        let mut all = Vec::new();
+        let mut failures = 0;
+        for w in workers {
+            let (l, f, a) = w.await?;
+            all.extend(l);
+            failures += f;
+            self.answered.fetch_add(a, std::sync::atomic::Ordering::Relaxed);
+        }
+        // The next segment (maybe the other server's) must not pay for writing this one's usage.
+        self.state.usage.flush().await;
+        all.sort_unstable();
+        let pct = |p: f64| {
+            all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0)
+        };
+        println!(
+            "scenario={} pipeline={} concurrency={} seconds={} requests={} failures={} rps={:.0} p50={}us p99={}us max={}us",
+            args.scenario,
+            if self.bypass { "off" } else { "on" },
+            args.concurrency,
+            args.seconds,
+            all.len(),
+            failures,
+            all.len() as f64 / args.seconds as f64,
+            pct(0.50),
+            pct(0.99),
+            all.last().copied().unwrap_or(0)
+        );
+        Ok(all.len() as u64)
+    }
+
+    /// Checks that every answered request is in the usage totals, then shuts the server down.
+    async fn stop(self) -> anyhow::Result<()> {
+        let state = &self.state;
+        state.usage.flush().await;
+        let now = angage_core::clock::Clock::now_ms(&angage_core::clock::SystemClock);
+        let period =
+            angage_store::usage::query::Period::parse("7d", now).ok_or_else(|| anyhow::anyhow!("period"))?;
+        let demo = TenantId(angage_store::tenants::by_slug(&state.db, "demo").await?.id);
+        let recorded =
+            angage_store::usage::query::summary(&state.db, &demo, period, now, state.usage.dropped()).await?;
+        println!(
+            "usage (pipeline {}): client saw {} answers, usage recorded {}, dropped {}",
+            if self.bypass { "off" } else { "on" },
+            self.answered.load(std::sync::atomic::Ordering::Relaxed),
+            recorded.total,
+            recorded.dropped_events
+        );
+        let _ = self.stop_tx.send(());
+        self.server.await??;
+        Ok(())
+    }
+}
