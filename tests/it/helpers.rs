@@ -39,7 +39,7 @@ pub(crate) fn skip(why: &str) {
     eprintln!("{why}");
 }
 
-fn postgres_admin_url() -> Option<String> {
+pub(crate) fn postgres_admin_url() -> Option<String> {
     std::env::var("ANGAGE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
 }
 
@@ -70,6 +70,11 @@ impl TestDb {
         }
     }
 
+    /// The PostgreSQL database's name, when this is PostgreSQL.
+    pub(crate) fn pg_name(&self) -> Option<&str> {
+        self.pg_name.as_deref()
+    }
+
     /// The SQLite file, when this is SQLite.
     pub(crate) fn sqlite_file(&self) -> Option<PathBuf> {
         (self.backend == Backend::Sqlite).then(|| self.dir.path().join("angage.db"))
@@ -96,7 +101,7 @@ impl Drop for TestDb {
     }
 }
 
-async fn run_pg(url: &str, sql: &str) {
+pub(crate) async fn run_pg(url: &str, sql: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to ANGAGE_TEST_POSTGRES_URL");
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut conn).await.expect(sql);
@@ -495,12 +500,18 @@ impl Drop for BinaryServer {
 
 /// Starts the real binary on port 0 in `dir` and waits for its "listening" log line.
 pub(crate) fn start_binary(dir: &std::path::Path) -> BinaryServer {
+    start_binary_with(dir, &[])
+}
+
+/// [`start_binary`] with more command-line arguments.
+pub(crate) fn start_binary_with(dir: &std::path::Path, args: &[&str]) -> BinaryServer {
     use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
 
     let mut child = angage_bin()
         .current_dir(dir)
         .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -550,6 +561,12 @@ impl BinaryServer {
     /// Waits (up to 10 s) until `find` finds what it looks for in stdout.
     pub(crate) fn wait_for_stdout<T>(&self, find: impl Fn(&str) -> Option<T>) -> T {
         crate::wait::until_blocking(Duration::from_secs(10), "printed on stdout", || find(&self.stdout()))
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends SIGTERM; returns the exit code and everything the process printed on stdout.

@@ -34,6 +34,32 @@ impl Errors {
     }
 }
 
+/// Reports every string value (and object key) under `value` that contains a NUL character.
+fn refuse_nul(value: &Value, path: &str, errors: &mut Errors) {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match value {
+        Value::String(s) if s.contains('\0') => errors.push(path, "must not contain NUL characters"),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refuse_nul(item, &format!("{path}[{i}]"), errors);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains('\0') {
+                    errors.push(
+                        join(&key.replace('\0', "\\0")),
+                        "a field name must not contain NUL characters",
+                    );
+                } else {
+                    refuse_nul(item, &join(key), errors);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Whether a field must be present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
@@ -51,6 +77,9 @@ pub struct Input<'v> {
 impl<'v> Input<'v> {
     /// The request body; it must be an object.
     pub fn root(value: &'v Value, errors: &mut Errors) -> Option<Self> {
+        // No store keeps a NUL in text (PostgreSQL refuses it): refused here, by field, for
+        // every body alike.
+        refuse_nul(value, "", errors);
         match value {
             Value::Object(map) => Some(Self { map, path: "" }),
             _ => {

@@ -27,6 +27,9 @@ pub(crate) async fn run(
     let mut response = match &verdict.outcome {
         Outcome::Allowed { tenant } => {
             req.extensions_mut().insert(tenant.clone());
+            if let Some(key) = verdict.caller.as_ref().or(verdict.presented.as_ref()) {
+                req.extensions_mut().insert(CallerKey(key.id.clone()));
+            }
             next.run(req).await
         }
         Outcome::Refused(refusal) => refused(refusal, verdict.rule.clone()),
@@ -53,6 +56,10 @@ pub(crate) async fn run(
     state.policy.finished(Exchange { request, verdict, status, error_code, error_detail, latency_us });
     response
 }
+
+/// The API key a served request acts with (idempotency keys are scoped by it).
+#[derive(Debug, Clone)]
+pub(crate) struct CallerKey(pub(crate) String);
 
 /// The one place a refusal becomes a response.
 fn refused(r: &Refusal, rule: Option<String>) -> Response {

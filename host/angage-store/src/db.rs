@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Connection};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection};
+
+use crate::circuit::Circuit;
+pub use crate::failure::{is_unavailable, is_unique_violation};
 
 use angage_core::config::DatabaseSettings;
 
@@ -44,7 +48,11 @@ pub struct Db {
     /// connection) is not the database this server was serving.
     sqlite_identity: Option<(u64, u64)>,
     writer: Arc<tokio::sync::Semaphore>,
+    circuit: Arc<Circuit>,
 }
+
+/// How long a SQLite writer waits for its turn before the request is answered 503.
+const WRITER_QUEUE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Db {
     /// Connects (creating the SQLite file and its folder when needed). Does not migrate.
@@ -54,7 +62,7 @@ impl Db {
         let options = AnyConnectOptions::from_str(&url).map_err(DbError::Connect)?;
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
-            .acquire_timeout(Duration::from_secs(settings.acquire_timeout_seconds))
+            .acquire_timeout(Duration::from_millis(settings.acquire_timeout_ms))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -75,7 +83,25 @@ impl Db {
             sqlite_file,
             sqlite_identity,
             writer: Arc::new(tokio::sync::Semaphore::new(1)),
+            circuit: Arc::new(Circuit::new(
+                settings.circuit_failures,
+                Duration::from_millis(settings.circuit_open_ms),
+            )),
         })
+    }
+
+    /// A pooled connection for one piece of work. While the database is unreachable (the
+    /// circuit is open) this fails at once instead of waiting out the acquire timeout.
+    pub async fn conn(&self) -> Result<PoolConnection<Any>, sqlx::Error> {
+        self.circuit.check()?;
+        let result = self.pool.acquire().await;
+        self.circuit.observe(result.as_ref().err());
+        result
+    }
+
+    /// Seconds a client should wait before retrying while the database is unavailable.
+    pub fn retry_after_seconds(&self) -> u64 {
+        self.circuit.retry_after_seconds()
     }
 
     /// Applies pending migrations.
@@ -92,7 +118,7 @@ impl Db {
             return false;
         }
         let check = async {
-            let mut conn = self.pool.acquire().await?;
+            let mut conn = self.conn().await?;
             conn.ping().await?;
             sqlx::query("SELECT 1").execute(&mut *conn).await
         };
@@ -105,12 +131,21 @@ impl Db {
     pub async fn write_tx(&self) -> Result<WriteTx, sqlx::Error> {
         match self.backend {
             Backend::Sqlite => {
-                let permit =
-                    self.writer.clone().acquire_owned().await.map_err(|_| sqlx::Error::PoolClosed)?;
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _permit: Some(permit) })
+                self.circuit.check()?;
+                let permit = tokio::time::timeout(WRITER_QUEUE_TIMEOUT, self.writer.clone().acquire_owned())
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)?
+                    .map_err(|_| sqlx::Error::PoolClosed)?;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await;
+                self.circuit.observe(tx.as_ref().err());
+                Ok(WriteTx { tx: tx?, _permit: Some(permit) })
             }
-            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _permit: None }),
+            Backend::Postgres => {
+                self.circuit.check()?;
+                let tx = self.pool.begin().await;
+                self.circuit.observe(tx.as_ref().err());
+                Ok(WriteTx { tx: tx?, _permit: None })
+            }
         }
     }
 

@@ -3,7 +3,9 @@
 //! Nothing here knows HTTP or the plugin runtime.
 
 pub mod admins;
+mod circuit;
 pub mod db;
+mod failure;
 pub mod keys;
 pub mod resources;
 pub mod rules;

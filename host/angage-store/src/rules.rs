@@ -91,15 +91,18 @@ pub async fn insert(
 
 pub async fn get(db: &Db, scope: &str, version: i64) -> Result<Option<RuleVersion>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE r.scope = $1 AND r.version = $2");
-    let row: Option<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).bind(version).fetch_optional(&db.pool).await?;
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(scope)
+        .bind(version)
+        .fetch_optional(&mut *db.conn().await?)
+        .await?;
     Ok(row.map(RuleVersion::from))
 }
 
 pub async fn latest(db: &Db, scope: &str) -> Result<Option<RuleVersion>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE r.scope = $1 ORDER BY r.version DESC LIMIT 1");
     let row: Option<Row> =
-        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).fetch_optional(&db.pool).await?;
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).fetch_optional(&mut *db.conn().await?).await?;
     Ok(row.map(RuleVersion::from))
 }
 
@@ -107,13 +110,14 @@ pub async fn latest(db: &Db, scope: &str) -> Result<Option<RuleVersion>, sqlx::E
 pub async fn latest_all(db: &Db) -> Result<Vec<RuleVersion>, sqlx::Error> {
     let sql =
         format!("{SELECT} WHERE r.version = (SELECT MAX(x.version) FROM rules x WHERE x.scope = r.scope)");
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&db.pool).await?;
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *db.conn().await?).await?;
     Ok(rows.into_iter().map(RuleVersion::from).collect())
 }
 
 /// Every version of a scope, newest first.
 pub async fn list(db: &Db, scope: &str) -> Result<Vec<RuleVersion>, sqlx::Error> {
     let sql = format!("{SELECT} WHERE r.scope = $1 ORDER BY r.version DESC");
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).fetch_all(&db.pool).await?;
+    let rows: Vec<Row> =
+        sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(scope).fetch_all(&mut *db.conn().await?).await?;
     Ok(rows.into_iter().map(RuleVersion::from).collect())
 }

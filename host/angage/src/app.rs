@@ -80,7 +80,10 @@ impl App {
             );
         }
         let settings = Arc::new(settings);
-        let usage = UsageSink::start(db.clone(), settings.usage.buffer_size);
+        let spool = settings.data.dir.join("usage-spool");
+        let usage = UsageSink::start(db.clone(), settings.usage.buffer_size, &spool)
+            .await
+            .context("starting the usage pipeline")?;
         let rules = RuleSet::start(db.clone(), settings.policies.dir.clone(), deps.clock.now_ms())
             .await
             .context("loading the limit rules")?;

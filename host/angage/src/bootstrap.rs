@@ -59,7 +59,8 @@ pub async fn run(
     pepper: &Pepper,
     clock: &dyn Clock,
 ) -> Result<Option<Banner>, BootstrapError> {
-    let (tenants,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM tenants").fetch_one(&db.pool).await?;
+    let (tenants,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM tenants").fetch_one(&mut *db.conn().await?).await?;
     if tenants > 0 {
         return Ok(None);
     }

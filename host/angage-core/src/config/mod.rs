@@ -60,8 +60,13 @@ pub struct DatabaseSettings {
     /// `sqlite://PATH` (embedded, created on first start) or `postgres://...`.
     pub url: String,
     pub max_connections: u32,
-    /// Seconds to wait for a pooled connection before failing.
-    pub acquire_timeout_seconds: u64,
+    /// Milliseconds a request waits for a pooled connection before it is answered 503: well
+    /// under a second, so an outage is reported at once instead of holding every request.
+    pub acquire_timeout_ms: u64,
+    /// Consecutive failures to reach the database after which requests are refused at once
+    /// (503 with `Retry-After`) for `circuit_open_ms`, when one is let through to probe.
+    pub circuit_failures: u32,
+    pub circuit_open_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -208,7 +213,9 @@ impl Default for Settings {
             database: DatabaseSettings {
                 url: "sqlite://data/angage.db".into(),
                 max_connections: 8,
-                acquire_timeout_seconds: 5,
+                acquire_timeout_ms: 500,
+                circuit_failures: 3,
+                circuit_open_ms: 1000,
             },
             redis: RedisSettings { url: String::new() },
             data: DataSettings { dir: "data".into() },
@@ -440,6 +447,9 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
             "plugins.deadline_ms",
             "deadline, instances and memory limit must be at least 1".into(),
         ));
+    }
+    if settings.database.acquire_timeout_ms == 0 {
+        return Err(invalid("database.acquire_timeout_ms", "must be at least 1".into()));
     }
     if settings.database.max_connections == 0 {
         return Err(invalid("database.max_connections", "must be at least 1".into()));

@@ -166,7 +166,7 @@ async fn sample(
     let mut request = angage_rules::sample_request();
     let mut key = angage_rules::sample_key();
     let mut limits = angage_rules::sample_limits();
-    let mut conn = state.db.pool.acquire().await.map_err(ResourceError::Db)?;
+    let mut conn = state.db.conn().await.map_err(ResourceError::Db)?;
     let settings =
         angage_store::tenants::settings::get(&mut conn, &admin.tenant).await.map_err(ResourceError::Db)?;
     request.timezone = settings.timezone.as_str().into();
@@ -261,7 +261,7 @@ async fn audit_change(
     changes: serde_json::Value,
     now: i64,
 ) {
-    if let Ok(mut conn) = state.db.pool.acquire().await
+    if let Ok(mut conn) = state.db.conn().await
         && let Err(e) = audit::record(
             &mut conn,
             &admin.tenant,

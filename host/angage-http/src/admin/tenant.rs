@@ -25,7 +25,7 @@ pub(super) async fn get_settings(
     State(state): State<AppState>,
     Admin(admin): Admin,
 ) -> Result<Json<TenantSettings>, Problem> {
-    let mut conn = state.db.pool.acquire().await.map_err(ResourceError::Db)?;
+    let mut conn = state.db.conn().await.map_err(ResourceError::Db)?;
     Ok(Json(settings::get(&mut conn, &admin.tenant).await.map_err(ResourceError::Db)?))
 }
 
@@ -176,7 +176,7 @@ pub(super) async fn create_token(
     let issued = tokens::create(&state.db, state.keys.pepper(), &admin, &name.unwrap_or_default(), days, now)
         .await
         .map_err(ResourceError::Db)?;
-    let mut conn = state.db.pool.acquire().await.map_err(ResourceError::Db)?;
+    let mut conn = state.db.conn().await.map_err(ResourceError::Db)?;
     audit::record(
         &mut conn,
         &admin.tenant,
@@ -203,7 +203,7 @@ pub(super) async fn revoke_token(
     if !tokens::revoke(&state.db, &admin.tenant, &id, now).await.map_err(ResourceError::Db)? {
         return Err(Problem::not_found(format!("Admin token {id} not found")));
     }
-    let mut conn = state.db.pool.acquire().await.map_err(ResourceError::Db)?;
+    let mut conn = state.db.conn().await.map_err(ResourceError::Db)?;
     audit::record(
         &mut conn,
         &admin.tenant,

@@ -106,6 +106,7 @@ impl QueryMap {
                     Ok(n) if (1..=100).contains(&n) => params.limit = n,
                     _ => errors.push(field(key, "must be an integer from 1 to 100")),
                 },
+                _ if value.contains('\0') => errors.push(field(key, "must not contain NUL characters")),
                 "starting_after" => params.starting_after = Some(value.clone()),
                 "created_after" | "created_before" => match parse_rfc3339(value) {
                     Some(t) if key == "created_after" => params.created_after = Some(t),
@@ -158,13 +159,23 @@ impl From<ResourceError> for Problem {
             ResourceError::Stale { .. } => {
                 Problem::new(StatusCode::PRECONDITION_FAILED, "precondition_failed", err.to_string())
             }
+            ResourceError::Db(e) if angage_store::db::is_unavailable(&e) => {
+                tracing::warn!(error = %e, "the database is unavailable");
+                Problem::unavailable("database_unavailable", "The database is not reachable; retry later")
+                    .with_header(header::RETRY_AFTER, HeaderValue::from_static("1"))
+            }
+            // A data exception (class 22) is a value the database could not take: the client's.
+            ResourceError::Db(sqlx::Error::Database(d)) if d.code().is_some_and(|c| c.starts_with("22")) => {
+                tracing::warn!(error = %d, "a value the database refused");
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_value",
+                    "A value in the request cannot be stored",
+                )
+            }
             ResourceError::Db(e) => {
                 tracing::error!(error = %e, "database error");
-                if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) {
-                    Problem::unavailable("database_unavailable", "The database is not reachable; retry later")
-                } else {
-                    Problem::internal()
-                }
+                Problem::internal()
             }
         }
     }

@@ -1,4 +1,7 @@
 //! `Idempotency-Key` on POST: a retry with the same key and body gets the first answer again.
+//! The request runs in a task of its own, so a client that disconnects mid-way does not cancel
+//! it: the write either commits and its answer is stored for the retry, or fails and the claim
+//! is released for a clean re-run.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -9,7 +12,10 @@ use sha2::{Digest, Sha256};
 
 use crate::{AppState, Problem};
 use angage_core::tenant::TenantId;
-use angage_store::resources::idempotency::{self, Claim};
+use angage_store::resources::idempotency::{self, Claim, Scope};
+use tracing::Instrument;
+
+use crate::pipeline::CallerKey;
 
 pub(super) const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
@@ -18,9 +24,11 @@ pub(super) async fn layer(State(state): State<AppState>, req: Request, next: Nex
     if req.method() != Method::POST {
         return next.run(req).await;
     }
-    let (Some(key), Some(tenant)) =
-        (req.headers().get(HEADER).cloned(), req.extensions().get::<TenantId>().cloned())
-    else {
+    let (Some(key), Some(tenant), Some(caller)) = (
+        req.headers().get(HEADER).cloned(),
+        req.extensions().get::<TenantId>().cloned(),
+        req.extensions().get::<CallerKey>().cloned(),
+    ) else {
         return next.run(req).await;
     };
     let key = match key.to_str() {
@@ -41,7 +49,8 @@ pub(super) async fn layer(State(state): State<AppState>, req: Request, next: Nex
     };
     let hash = request_hash(&parts.method, parts.uri.path(), &bytes);
     let now = state.clock.now_ms();
-    let claim = match idempotency::claim(&state.db, &tenant, &key, &hash, now).await {
+    let scope = Scope { tenant, key_id: caller.0, idem_key: key };
+    let claim = match idempotency::claim(&state.db, &scope, &hash, now).await {
         Ok(c) => c,
         Err(e) => return Problem::from(angage_store::resources::store::ResourceError::Db(e)).into_response(),
     };
@@ -60,32 +69,67 @@ pub(super) async fn layer(State(state): State<AppState>, req: Request, next: Nex
         )
         .into_response(),
         Claim::Fresh => {
-            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
-            remember(&state, &tenant, &key, response).await
+            let request = Request::from_parts(parts, Body::from(bytes));
+            let run = async move {
+                let mut claimed = Claimed { state, scope: Some(scope) };
+                let response = next.run(request).await;
+                claimed.remember(response).await
+            };
+            match tokio::spawn(run.instrument(tracing::Span::current())).await {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::error!(error = %e, "an idempotent request's task failed");
+                    Problem::internal().into_response()
+                }
+            }
         }
     }
 }
 
-/// Keeps outcomes a retry must see again (success and business conflicts); forgets the rest so
-/// a corrected request can reuse the key.
-async fn remember(state: &AppState, tenant: &TenantId, key: &str, response: Response) -> Response {
-    let status = response.status();
-    if !(status.is_success() || status == StatusCode::CONFLICT) {
-        if let Err(e) = idempotency::release(&state.db, tenant, key).await {
-            tracing::warn!(error = %e, "cannot release an idempotency key");
+/// A claim held by a running request. Whatever happens to the request (it panics, the server
+/// stops), a claim not completed is released when this goes.
+struct Claimed {
+    state: AppState,
+    scope: Option<Scope>,
+}
+
+impl Claimed {
+    /// Keeps outcomes a retry must see again (success and business conflicts); forgets the rest
+    /// so a corrected request can reuse the key.
+    async fn remember(&mut self, response: Response) -> Response {
+        let Some(scope) = self.scope.take() else { return response };
+        let state = &self.state;
+        let status = response.status();
+        if !(status.is_success() || status == StatusCode::CONFLICT) {
+            if let Err(e) = idempotency::release(&state.db, &scope).await {
+                tracing::warn!(error = %e, "cannot release an idempotency key");
+            }
+            return response;
         }
-        return response;
+        let (parts, body) = response.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+            return Problem::internal().into_response();
+        };
+        let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
+        let text = String::from_utf8_lossy(&bytes);
+        if let Err(e) = idempotency::complete(&state.db, &scope, status.as_u16(), location, &text).await {
+            tracing::warn!(error = %e, "cannot store an idempotent response");
+        }
+        Response::from_parts(parts, Body::from(bytes))
     }
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
-        return Problem::internal().into_response();
-    };
-    let location = parts.headers.get(header::LOCATION).and_then(|v| v.to_str().ok());
-    let text = String::from_utf8_lossy(&bytes);
-    if let Err(e) = idempotency::complete(&state.db, tenant, key, status.as_u16(), location, &text).await {
-        tracing::warn!(error = %e, "cannot store an idempotent response");
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        if let Some(scope) = self.scope.take() {
+            let db = self.state.db.clone();
+            tokio::spawn(async move {
+                if let Err(e) = idempotency::release(&db, &scope).await {
+                    tracing::warn!(error = %e, "cannot release an idempotency key; its lease will expire");
+                }
+            });
+        }
     }
-    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn replay(status: u16, location: Option<String>, body: String) -> Response {

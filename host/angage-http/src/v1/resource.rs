@@ -97,12 +97,22 @@ pub(crate) async fn list<R: Read>(
     Ok(axum::Json(page).into_response())
 }
 
+/// An item's id or code from the path; text the store could never hold is refused here.
+fn reference(Path(reference): Path<String>) -> std::result::Result<String, Problem> {
+    if reference.contains('\0') {
+        let e = FieldError { field: "id".into(), message: "must not contain NUL characters".into() };
+        return Err(invalid(vec![e]));
+    }
+    Ok(reference)
+}
+
 pub(crate) async fn get<R: Read>(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Path(reference): Path<String>,
+    path: Path<String>,
     headers: HeaderMap,
 ) -> std::result::Result<Response, Problem> {
+    let reference = reference(path)?;
     let item = R::get(&state.db, &tenant, &reference).await?;
     Ok(single(&headers, R::version(&item), &item))
 }
@@ -110,10 +120,11 @@ pub(crate) async fn get<R: Read>(
 pub(crate) async fn update<R: Update>(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Path(reference): Path<String>,
+    path: Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> std::result::Result<Response, Problem> {
+    let reference = reference(path)?;
     let change = R::parse_change(&body).map_err(invalid)?;
     let if_match = expected_version(&headers);
     let item = R::update(&state.db, &tenant, &reference, change, if_match, state.clock.now_ms()).await?;
@@ -123,9 +134,10 @@ pub(crate) async fn update<R: Update>(
 pub(crate) async fn delete<R: Delete>(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
-    Path(reference): Path<String>,
+    path: Path<String>,
     headers: HeaderMap,
 ) -> std::result::Result<StatusCode, Problem> {
+    let reference = reference(path)?;
     R::delete(&state.db, &tenant, &reference, expected_version(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -125,7 +125,7 @@ pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<Admin>, AdminError> 
         "SELECT id, email, name, created_at FROM admin_users WHERE tenant_id = $1 ORDER BY created_at, id",
     )
     .bind(&tenant.0)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     Ok(rows
         .into_iter()
@@ -145,7 +145,7 @@ pub async fn authenticate(
     let row: Option<(String, String, String)> =
         sqlx::query_as("SELECT id, tenant_id, password_hash FROM admin_users WHERE email = $1")
             .bind(&email)
-            .fetch_optional(&db.pool)
+            .fetch_optional(&mut *db.conn().await?)
             .await?;
     let phc = row.as_ref().map(|r| r.2.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
     let cfg = cfg.clone();

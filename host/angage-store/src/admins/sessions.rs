@@ -33,7 +33,7 @@ pub async fn create(
         .bind(&csrf_token)
         .bind(now)
         .bind(expires_at)
-        .execute(&db.pool)
+        .execute(&mut *db.conn().await?)
         .await?;
     Ok(NewSession { token, csrf_token, expires_at })
 }
@@ -51,7 +51,7 @@ pub async fn find(
     )
     .bind(pepper.digest_str(token))
     .bind(now)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await?;
     Ok(row.map(|(admin_id, email, tenant, csrf)| {
         (AdminCtx { admin_id, email, tenant: TenantId(tenant) }, csrf)
@@ -61,7 +61,7 @@ pub async fn find(
 pub async fn delete(db: &Db, pepper: &Pepper, token: &str) -> Result<(), sqlx::Error> {
     sqlx::query("DELETE FROM admin_sessions WHERE digest = $1")
         .bind(pepper.digest_str(token))
-        .execute(&db.pool)
+        .execute(&mut *db.conn().await?)
         .await?;
     Ok(())
 }

@@ -57,7 +57,7 @@ pub async fn create(
     .bind(&prefix)
     .bind(now)
     .bind(expires_at)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     let view = TokenView {
         id,
@@ -77,7 +77,7 @@ pub async fn find(db: &Db, pepper: &Pepper, token: &str, now: i64) -> Result<Opt
     )
     .bind(pepper.digest_str(token))
     .bind(now)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await?;
     Ok(row.map(|(admin_id, email, tenant)| AdminCtx { admin_id, email, tenant: TenantId(tenant) }))
 }
@@ -97,7 +97,7 @@ pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<TokenView>, sqlx::Er
         "SELECT id, name, display_prefix, created_at, expires_at, revoked_at FROM admin_tokens WHERE tenant_id = $1 ORDER BY created_at DESC, id",
     )
     .bind(&tenant.0)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     Ok(rows
         .into_iter()
@@ -120,7 +120,7 @@ pub async fn revoke(db: &Db, tenant: &TenantId, id: &str, now: i64) -> Result<bo
     .bind(now)
     .bind(&tenant.0)
     .bind(id)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     Ok(done.rows_affected() == 1)
 }

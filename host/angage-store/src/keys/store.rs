@@ -238,7 +238,7 @@ async fn row(conn: &mut sqlx::AnyConnection, tenant: &TenantId, id: &str) -> Res
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, id: &str, now: i64) -> Result<KeyView> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     Ok(row(&mut conn, tenant, id).await?.view(now))
 }
 
@@ -250,7 +250,7 @@ pub async fn list(
     params: &ListParams,
     now: i64,
 ) -> Result<Page<KeyView>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "api_keys", alias: "", id_col: "id" };
     let rows: Vec<Row> = listing
         .rows(&mut conn, &format!("SELECT {COLUMNS} FROM api_keys"), tenant, params, |q| {
@@ -349,14 +349,18 @@ pub async fn update(
 /// Revokes a key at once.
 pub async fn revoke(db: &Db, tenant: &TenantId, actor: &Actor, id: &str, now: i64) -> Result<KeyView> {
     let mut tx = db.write_tx().await?;
-    let current = row(&mut tx, tenant, id).await?;
-    if current.revoked_at.is_none() {
-        sqlx::query("UPDATE api_keys SET revoked_at = $1, version = version + 1, updated_at = $1 WHERE tenant_id = $2 AND id = $3")
-            .bind(now)
-            .bind(&tenant.0)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+    row(&mut tx, tenant, id).await?;
+    // Once: of two revocations racing, one changes the key and is audited.
+    let done = sqlx::query(
+        "UPDATE api_keys SET revoked_at = $1, version = version + 1, updated_at = $1 \
+         WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(&tenant.0)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 1 {
         audit::record(
             &mut tx,
             tenant,
@@ -403,21 +407,31 @@ pub async fn rotate(
         expires_in_days: None,
     };
     let new_id = new_id("key");
-    let secret =
-        insert(&mut tx, pepper, tenant, &new_id, &new, &new.grants, current.expires_at, &actor.0, now)
-            .await?;
     let old_expiry = match current.expires_at {
         Some(t) => t.min(now + grace.millis()),
         None => now + grace.millis(),
     };
-    sqlx::query("UPDATE api_keys SET rotated_to = $1, expires_at = $2, version = version + 1, updated_at = $3 WHERE tenant_id = $4 AND id = $5")
-        .bind(&new_id)
-        .bind(old_expiry)
-        .bind(now)
-        .bind(&tenant.0)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+    // A key is replaced at most once: the guard lets one of two racing rotations through.
+    let done = sqlx::query(
+        "UPDATE api_keys SET rotated_to = $1, expires_at = $2, version = version + 1, updated_at = $3 \
+         WHERE tenant_id = $4 AND id = $5 AND rotated_to IS NULL AND revoked_at IS NULL",
+    )
+    .bind(&new_id)
+    .bind(old_expiry)
+    .bind(now)
+    .bind(&tenant.0)
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ResourceError::Conflict {
+            code: "key_not_active",
+            detail: format!("API key {id} was rotated or revoked meanwhile; only active keys can be rotated"),
+        });
+    }
+    let secret =
+        insert(&mut tx, pepper, tenant, &new_id, &new, &new.grants, current.expires_at, &actor.0, now)
+            .await?;
     audit::record(
         &mut tx,
         tenant,
@@ -458,7 +472,7 @@ pub async fn lookup(db: &Db, digest: &str) -> std::result::Result<Option<KeyReco
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.digest = $1",
     )
     .bind(digest)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await?;
     Ok(row.map(|r| {
         let allow: Vec<String> = serde_json::from_str(&r.ip_allowlist).unwrap_or_default();

@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::store::{
-    Arg, ListParams, Listing, Located, Page, ResourceError, Result, delete_located, fetch_by, from_json_text,
-    is_code, locate, next_code, page, to_json_text,
+    Arg, ListParams, Listing, Located, Page, ResourceError, Result, changed_meanwhile, delete_located,
+    fetch_by, from_json_text, is_code, locate, next_code, page, to_json_text,
 };
 use crate::db::Db;
 use angage_core::clock::rfc3339;
@@ -213,7 +213,8 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewCustomer, now: i64) -> R
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Customer> {
-    let row: Option<Row> = fetch_by(&db.pool, SELECT, by_reference(reference), tenant, reference).await?;
+    let row: Option<Row> =
+        fetch_by(&mut *db.conn().await?, SELECT, by_reference(reference), tenant, reference).await?;
     row.map(Customer::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 
@@ -223,7 +224,7 @@ pub async fn list(
     filter: &CustomerFilter,
     params: &ListParams,
 ) -> Result<Page<Customer>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "customers", alias: "", id_col: "id" };
     let rows: Vec<Row> = listing
         .rows(&mut conn, SELECT, tenant, params, |q| {
@@ -247,7 +248,12 @@ pub async fn update(
     now: i64,
 ) -> Result<Customer> {
     let current = get(db, tenant, reference).await?;
-    let version = if_match.unwrap_or(current.version);
+    if if_match.is_some_and(|v| v != current.version) {
+        return Err(ResourceError::Stale { what: WHAT, reference: reference.to_owned() });
+    }
+    // The fields not sent are kept as read: the write holds only if nobody changed the
+    // customer since.
+    let version = current.version;
     let address = change.billing_address.or(current.billing_address);
     let done = sqlx::query(
         "UPDATE customers SET name = $1, email = $2, phone = $3, billing_address = $4, metadata = $5, \
@@ -262,10 +268,10 @@ pub async fn update(
     .bind(&tenant.0)
     .bind(&current.id)
     .bind(version)
-    .execute(&db.pool)
+    .execute(&mut *db.conn().await?)
     .await?;
     if done.rows_affected() == 0 {
-        return Err(ResourceError::Stale { what: WHAT, reference: reference.to_owned() });
+        return Err(changed_meanwhile(WHAT, reference, if_match));
     }
     get(db, tenant, &current.id).await
 }

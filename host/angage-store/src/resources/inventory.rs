@@ -91,13 +91,13 @@ pub async fn get(db: &Db, tenant: &TenantId, product: &str) -> Result<InventoryI
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&tenant.0)
         .bind(product)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await?;
     row.map(InventoryItem::from).ok_or_else(|| ResourceError::not_found(WHAT, product))
 }
 
 pub async fn list(db: &Db, tenant: &TenantId, params: &ListParams) -> Result<Page<InventoryItem>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "inventory", alias: "i.", id_col: "product_id" };
     let rows: Vec<Row> = listing.rows(&mut conn, SELECT, tenant, params, |_| {}).await?;
     Ok(page(rows.into_iter().map(InventoryItem::from).collect(), params.limit, |i| i.product_id.clone()))
@@ -125,29 +125,58 @@ pub async fn update(
     if if_match.is_some_and(|v| v != current.version) {
         return Err(ResourceError::Stale { what: WHAT, reference: product.to_owned() });
     }
-    let on_hand = match (change.on_hand, change.adjustment) {
-        (Some(n), _) => n,
-        (None, Some(delta)) => current.on_hand.saturating_add(delta),
-        (None, None) => current.on_hand,
+    // The arithmetic and the floor are in the statement: concurrent adjustments all count, and
+    // stock can never drop below what confirmed orders hold, whoever wrote last.
+    let (set, target) = match change.on_hand {
+        Some(n) => ("$1", n),
+        None => ("on_hand + $1", change.adjustment.unwrap_or(0)),
     };
-    if on_hand < current.reserved {
+    let mut sql = format!(
+        "UPDATE inventory SET on_hand = {set}, version = version + 1, updated_at = $2 \
+         WHERE tenant_id = $3 AND product_id = $4 AND {set} >= reserved"
+    );
+    if if_match.is_some() {
+        sql.push_str(" AND version = $5");
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(target)
+        .bind(now)
+        .bind(&tenant.0)
+        .bind(&current.product_id);
+    if let Some(v) = if_match {
+        q = q.bind(v);
+    }
+    if q.execute(&mut *tx).await?.rows_affected() == 0 {
+        let row = row_of(&mut tx, tenant, &current.product_id).await?;
+        if if_match.is_some_and(|v| v != row.version) {
+            return Err(ResourceError::Stale { what: WHAT, reference: product.to_owned() });
+        }
+        let wanted = if change.on_hand.is_some() { target } else { row.on_hand.saturating_add(target) };
         return Err(ResourceError::Conflict {
             code: "below_reserved",
             detail: format!(
-                "Product {} has {} units reserved by confirmed orders; on hand cannot go to {on_hand}",
-                current.sku, current.reserved
+                "Product {} has {} units reserved by confirmed orders; on hand cannot go to {wanted}",
+                row.sku, row.reserved
             ),
         });
     }
-    sqlx::query("UPDATE inventory SET on_hand = $1, version = version + 1, updated_at = $2 WHERE tenant_id = $3 AND product_id = $4")
-        .bind(on_hand)
-        .bind(now)
-        .bind(&tenant.0)
-        .bind(&current.product_id)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     get(db, tenant, &current.product_id).await
+}
+
+async fn row_of(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &TenantId,
+    product_id: &str,
+) -> Result<InventoryItem> {
+    let sql = format!("{SELECT} WHERE i.tenant_id = $1 AND i.product_id = $2");
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+        .bind(&tenant.0)
+        .bind(product_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .map(InventoryItem::from)
+        .ok_or_else(|| ResourceError::not_found(WHAT, product_id))
 }
 
 /// Reserves `quantity` units inside an order's transaction; refuses what is not in stock.
@@ -194,12 +223,26 @@ pub async fn settle(
     ship: bool,
     now: i64,
 ) -> Result<()> {
+    // Guarded like every stock movement: the units must still be reserved (and on hand).
     let sql = if ship {
         "UPDATE inventory SET reserved = reserved - $1, on_hand = on_hand - $1, version = version + 1, updated_at = $2 \
-         WHERE tenant_id = $3 AND product_id = $4"
+         WHERE tenant_id = $3 AND product_id = $4 AND reserved >= $1 AND on_hand >= $1"
     } else {
-        "UPDATE inventory SET reserved = reserved - $1, version = version + 1, updated_at = $2 WHERE tenant_id = $3 AND product_id = $4"
+        "UPDATE inventory SET reserved = reserved - $1, version = version + 1, updated_at = $2 \
+         WHERE tenant_id = $3 AND product_id = $4 AND reserved >= $1"
     };
-    sqlx::query(sql).bind(quantity).bind(now).bind(&tenant.0).bind(product_id).execute(&mut *conn).await?;
+    let done = sqlx::query(sql)
+        .bind(quantity)
+        .bind(now)
+        .bind(&tenant.0)
+        .bind(product_id)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ResourceError::Conflict {
+            code: "stock_mismatch",
+            detail: format!("Product {product_id} no longer holds the {quantity} units this order reserved"),
+        });
+    }
     Ok(())
 }

@@ -10,7 +10,7 @@ use super::store::{
     Arg, ListParams, Listing, Page, ResourceError, Result, fetch_by, from_json_text, is_code, next_code,
     page, to_json_text,
 };
-use crate::db::Db;
+use crate::db::{Db, is_unique_violation};
 use angage_core::clock::{parse_rfc3339, rfc3339};
 use angage_core::ids::new_id;
 use angage_core::tenant::TenantId;
@@ -236,13 +236,22 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewInvoice, now: i64) -> Re
     .bind(to_json_text(&new.metadata.unwrap_or_default()))
     .bind(now)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| {
+        // Two requests invoicing one order: the unique index lets one through.
+        if is_unique_violation(&e) && order_id.is_some() {
+            ResourceError::Conflict { code: "already_invoiced", detail: "The order already has an invoice".into() }
+        } else {
+            e.into()
+        }
+    })?;
     tx.commit().await?;
     get(db, tenant, &id).await
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Invoice> {
-    let row: Option<Row> = fetch_by(&db.pool, SELECT, by_reference(reference), tenant, reference).await?;
+    let row: Option<Row> =
+        fetch_by(&mut *db.conn().await?, SELECT, by_reference(reference), tenant, reference).await?;
     row.map(Invoice::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 
@@ -260,7 +269,7 @@ pub async fn list(
     filter: &InvoiceFilter,
     params: &ListParams,
 ) -> Result<Page<Invoice>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "invoices", alias: "", id_col: "id" };
     let rows: Vec<Row> = listing
         .rows(&mut conn, SELECT, tenant, params, |q| {

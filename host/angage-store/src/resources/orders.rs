@@ -7,8 +7,8 @@ use utoipa::ToSchema;
 
 use super::inventory;
 use super::store::{
-    Arg, ListParams, Listing, Page, ResourceError, Result, from_json_text, is_code, next_code, page,
-    to_json_text,
+    Arg, ListParams, Listing, Page, ResourceError, Result, changed_meanwhile, from_json_text, is_code,
+    next_code, page, to_json_text,
 };
 use super::{customers, products};
 use crate::db::Db;
@@ -320,7 +320,7 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewOrder, now: i64) -> Resu
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Order> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     load(&mut conn, tenant, reference).await
 }
 
@@ -338,7 +338,7 @@ pub async fn list(
     filter: &OrderFilter,
     params: &ListParams,
 ) -> Result<Page<Order>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "orders", alias: "", id_col: "id" };
     let rows: Vec<Row> = listing
         .rows(&mut conn, SELECT, tenant, params, |q| {
@@ -372,27 +372,54 @@ pub async fn update(
         return Err(ResourceError::Stale { what: WHAT, reference: reference.to_owned() });
     }
     let status = change.status.clone().unwrap_or_else(|| current.status.clone());
-    if status != current.status {
-        transition(&mut tx, tenant, &current, &status, now).await?;
+    if change.status.is_some() {
+        allowed(&current, &status)?;
     }
-    sqlx::query(
+    // The write holds only if the order is still as it was read: of two requests moving the
+    // same order, the second finds it moved and answers as if it had read it so.
+    let done = sqlx::query(
         "UPDATE orders SET status = $1, notes = $2, metadata = $3, version = version + 1, updated_at = $4 \
-         WHERE tenant_id = $5 AND id = $6",
+         WHERE tenant_id = $5 AND id = $6 AND version = $7",
     )
     .bind(&status)
-    .bind(change.notes.or(current.notes))
-    .bind(to_json_text(&change.metadata.unwrap_or(current.metadata)))
+    .bind(change.notes.or(current.notes.clone()))
+    .bind(to_json_text(&change.metadata.unwrap_or(current.metadata.clone())))
     .bind(now)
     .bind(&tenant.0)
     .bind(&current.id)
+    .bind(current.version)
     .execute(&mut *tx)
     .await?;
+    if done.rows_affected() == 0 {
+        drop(tx);
+        let now_is = get(db, tenant, &current.id).await?;
+        if change.status.is_some() {
+            allowed(&now_is, &status)?;
+        }
+        return Err(changed_meanwhile(WHAT, reference, if_match));
+    }
+    if status != current.status {
+        transition(&mut tx, tenant, &current, &status, now).await?;
+    }
     let order = load(&mut tx, tenant, &current.id).await?;
     tx.commit().await?;
     Ok(order)
 }
 
-/// Applies the stock effect of a status change, or refuses a change that makes no sense.
+/// Refuses a status change that makes no sense. Asking for the status an order has is fine,
+/// except for a final one: an order is fulfilled or cancelled once.
+fn allowed(order: &Order, to: &str) -> Result<()> {
+    match (order.status.as_str(), to) {
+        ("draft", "draft" | "confirmed" | "cancelled")
+        | ("confirmed", "confirmed" | "fulfilled" | "cancelled") => Ok(()),
+        (from, to) => Err(ResourceError::Conflict {
+            code: "invalid_transition",
+            detail: format!("Order {} is {from} and cannot become {to}", order.code),
+        }),
+    }
+}
+
+/// Applies the stock effect of an allowed status change.
 async fn transition(
     conn: &mut sqlx::AnyConnection,
     tenant: &TenantId,
@@ -411,7 +438,6 @@ async fn transition(
             }
             Ok(())
         }
-        ("draft", "cancelled") => Ok(()),
         ("confirmed", "fulfilled" | "cancelled") => {
             for line in &order.lines {
                 inventory::settle(conn, tenant, &line.product_id, line.quantity, to == "fulfilled", now)
@@ -419,9 +445,6 @@ async fn transition(
             }
             Ok(())
         }
-        (from, to) => Err(ResourceError::Conflict {
-            code: "invalid_transition",
-            detail: format!("Order {} is {from} and cannot become {to}", order.code),
-        }),
+        _ => Ok(()),
     }
 }

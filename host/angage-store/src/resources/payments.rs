@@ -193,7 +193,7 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewPayment, now: i64) -> Re
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Payment> {
     let column = if is_code(reference, "PAY") { "code" } else { "id" };
-    let row: Option<Row> = fetch_by(&db.pool, SELECT, column, tenant, reference).await?;
+    let row: Option<Row> = fetch_by(&mut *db.conn().await?, SELECT, column, tenant, reference).await?;
     row.map(Payment::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 
@@ -203,7 +203,7 @@ pub async fn list(
     invoice: Option<&str>,
     params: &ListParams,
 ) -> Result<Page<Payment>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "payments", alias: "", id_col: "id" };
     let rows: Vec<Row> = listing
         .rows(&mut conn, SELECT, tenant, params, |q| {

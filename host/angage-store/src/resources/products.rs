@@ -5,10 +5,10 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::store::{
-    Arg, ListParams, Listing, Located, Page, ResourceError, Result, delete_located, fetch_by, from_json_text,
-    locate, page, to_json_text,
+    Arg, ListParams, Listing, Located, Page, ResourceError, Result, changed_meanwhile, delete_located,
+    fetch_by, from_json_text, locate, page, to_json_text,
 };
-use crate::db::Db;
+use crate::db::{Db, is_unique_violation};
 use angage_core::clock::rfc3339;
 use angage_core::ids::new_id;
 use angage_core::tenant::TenantId;
@@ -210,7 +210,8 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewProduct, now: i64) -> Re
     .bind(to_json_text(&new.metadata.unwrap_or_default()))
     .bind(now)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| if is_unique_violation(&e) { sku_taken(&new.sku) } else { e.into() })?;
     sqlx::query(
         "INSERT INTO inventory (product_id, tenant_id, on_hand, reserved, version, created_at, updated_at) VALUES ($1, $2, $3, 0, 1, $4, $4)",
     )
@@ -225,7 +226,8 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewProduct, now: i64) -> Re
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Product> {
-    let row: Option<Row> = fetch_by(&db.pool, SELECT, by_reference(reference), tenant, reference).await?;
+    let row: Option<Row> =
+        fetch_by(&mut *db.conn().await?, SELECT, by_reference(reference), tenant, reference).await?;
     row.map(Product::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 
@@ -235,7 +237,7 @@ pub async fn list(
     name: Option<&str>,
     params: &ListParams,
 ) -> Result<Page<Product>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "products", alias: "", id_col: "id" };
     let rows: Vec<Row> = listing
         .rows(&mut conn, SELECT, tenant, params, |q| {
@@ -272,11 +274,14 @@ pub async fn update(
     {
         return Err(sku_taken(sku));
     }
-    sqlx::query(
+    let sku = change.sku.unwrap_or(current.sku);
+    // The fields not sent are kept as read: the write holds only if nobody changed the product
+    // since (version in the statement), and the SKU is unique by constraint.
+    let done = sqlx::query(
         "UPDATE products SET sku = $1, name = $2, description = $3, unit_price = $4, currency = $5, metadata = $6, \
-         version = version + 1, updated_at = $7 WHERE tenant_id = $8 AND id = $9",
+         version = version + 1, updated_at = $7 WHERE tenant_id = $8 AND id = $9 AND version = $10",
     )
-    .bind(change.sku.unwrap_or(current.sku))
+    .bind(&sku)
     .bind(change.name.unwrap_or(current.name))
     .bind(change.description.or(current.description))
     .bind(change.unit_price.unwrap_or(current.unit_price))
@@ -285,8 +290,13 @@ pub async fn update(
     .bind(now)
     .bind(&tenant.0)
     .bind(&current.id)
+    .bind(current.version)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| if is_unique_violation(&e) { sku_taken(&sku) } else { e.into() })?;
+    if done.rows_affected() == 0 {
+        return Err(changed_meanwhile(WHAT, reference, if_match));
+    }
     tx.commit().await?;
     get(db, tenant, &current.id).await
 }

@@ -229,6 +229,20 @@ where
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(&tenant.0).bind(reference).fetch_optional(conn).await?)
 }
 
+/// The loser of a race: the row changed between its read and the guarded write. With
+/// `If-Match` that is 412 (the version named is gone); without, 409 and a retry sees the news.
+pub fn changed_meanwhile(what: &'static str, reference: &str, if_match: Option<i64>) -> ResourceError {
+    match if_match {
+        Some(_) => ResourceError::Stale { what, reference: reference.to_owned() },
+        None => ResourceError::Conflict {
+            code: "concurrent_update",
+            detail: format!(
+                "{what} {reference} was changed by another request meanwhile; read it again and retry"
+            ),
+        },
+    }
+}
+
 /// A row found for a change: its id, its human reference and its version.
 #[derive(Debug)]
 pub struct Located {

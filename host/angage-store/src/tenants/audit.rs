@@ -67,7 +67,7 @@ struct Row {
 }
 
 pub async fn list(db: &Db, tenant: &TenantId, params: &ListParams) -> Result<Page<AuditEntry>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "audit_log", alias: "", id_col: "id" };
     let select = "SELECT id, actor, action, target_type, target_id, changes, created_at FROM audit_log";
     let rows: Vec<Row> = listing.rows(&mut conn, select, tenant, params, |_| {}).await?;

@@ -26,7 +26,7 @@ impl SettingsCache {
         if let Some(s) = self.cached(tenant_id, now) {
             return Ok(s);
         }
-        let mut conn = db.pool.acquire().await?;
+        let mut conn = db.conn().await?;
         let s = Arc::new(settings::get(&mut conn, &TenantId(tenant_id.to_owned())).await?);
         self.entries
             .write()

@@ -65,7 +65,7 @@ pub async fn create(db: &Db, slug: &str, name: &str, now: i64) -> Result<Tenant,
 pub async fn by_slug(db: &Db, slug: &str) -> Result<Tenant, TenantError> {
     sqlx::query_as("SELECT id, slug, name FROM tenants WHERE slug = $1")
         .bind(slug)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await?
         .ok_or_else(|| TenantError::Unknown(slug.to_owned()))
 }
@@ -73,7 +73,7 @@ pub async fn by_slug(db: &Db, slug: &str) -> Result<Tenant, TenantError> {
 pub async fn by_id(db: &Db, id: &str) -> Result<Tenant, TenantError> {
     sqlx::query_as("SELECT id, slug, name FROM tenants WHERE id = $1")
         .bind(id)
-        .fetch_optional(&db.pool)
+        .fetch_optional(&mut *db.conn().await?)
         .await?
         .ok_or_else(|| TenantError::Unknown(id.to_owned()))
 }

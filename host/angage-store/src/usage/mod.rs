@@ -1,12 +1,16 @@
 //! The usage pipeline: events go into a bounded in-memory buffer and are written in batches;
 //! a full buffer drops the event and counts the loss (never silent, never blocking a request).
 //! Flushed on graceful shutdown. Each batch also updates the per-minute and per-day rollups and
-//! each tenant's daily latency histogram the dashboard reads (`query.rs`).
+//! each tenant's daily latency histogram the dashboard reads (`query.rs`). Before an event goes
+//! to the writer it is spooled to a local file (`spool.rs`), so a crash loses only the last
+//! few milliseconds of events: a start writes what the spool holds beyond what the store has.
 
 pub mod histogram;
 pub mod query;
+mod spool;
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -18,8 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::db::{Backend, Db};
 use angage_core::ids::new_id;
 
+pub use spool::SpoolError;
+
 /// One finished `/v1` request, as recorded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UsageRecord {
     pub tenant_id: Option<String>,
     pub key_id: Option<String>,
@@ -38,6 +44,20 @@ pub struct UsageRecord {
 enum Msg {
     Event(Box<UsageRecord>),
     Flush(oneshot::Sender<()>),
+}
+
+/// What the spool hands the writer: events with their spool sequence numbers.
+enum Spooled {
+    Event(u64, Box<UsageRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UsageError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("writing the spooled usage events: {0}")]
+    Db(#[from] sqlx::Error),
 }
 
 /// The sending side, shared by request handlers.
@@ -77,20 +97,52 @@ const BATCH: usize = 500;
 /// How long a batch may wait to fill before it is written.
 const LINGER: Duration = Duration::from_millis(20);
 
-fn take(m: Msg, batch: &mut Vec<UsageRecord>, waiters: &mut Vec<oneshot::Sender<()>>) {
+fn take(m: Spooled, batch: &mut Vec<UsageRecord>, last: &mut u64, waiters: &mut Vec<oneshot::Sender<()>>) {
     match m {
-        Msg::Event(e) => batch.push(*e),
-        Msg::Flush(w) => waiters.push(w),
+        Spooled::Event(seq, e) => {
+            batch.push(*e);
+            *last = seq;
+        }
+        Spooled::Flush(w) => waiters.push(w),
     }
 }
 
+/// Events taken from the buffer at most at once by the spool.
+const SPOOL_GROUP: usize = 4096;
+/// The spool syncs at most this often (a flush syncs at once): each sync costs a disk flush, and
+/// a crash then loses at most about this long of events.
+const SPOOL_WINDOW: Duration = Duration::from_millis(20);
+
 impl UsageSink {
-    /// Starts the writer task.
-    pub fn start(db: Db, capacity: usize) -> Self {
+    /// Writes what the spool in `spool_dir` holds beyond what the store has (a crash left it),
+    /// then starts the spool and writer tasks.
+    pub async fn start(db: Db, capacity: usize, spool_dir: &Path) -> Result<Self, UsageError> {
+        let node = spool::Spool::node(spool_dir)?;
+        let mark: Option<(i64,)> = sqlx::query_as("SELECT seq FROM usage_spool_marks WHERE node = $1")
+            .bind(&node)
+            .fetch_optional(&mut *db.conn().await?)
+            .await?;
+        let mark = mark.map_or(0, |(m,)| u64::try_from(m).unwrap_or(0));
+        let (spool, recovered) = spool::Spool::open(spool_dir, mark)?;
+        if !recovered.events.is_empty() {
+            tracing::info!(
+                events = recovered.events.len(),
+                "writing usage events the spool kept through a stop"
+            );
+        }
+        for chunk in recovered.events.chunks(BATCH) {
+            let last = chunk.last().map_or(mark, |(seq, _)| *seq);
+            let batch: Vec<UsageRecord> = chunk.iter().map(|(_, e)| e.clone()).collect();
+            write(&db, &batch, Some((&spool.node, last))).await?;
+        }
         let (tx, rx) = mpsc::channel(capacity.max(1));
+        let (spooled_tx, spooled_rx) = mpsc::channel(capacity.max(1));
         let stats = Arc::new(Stats::default());
-        tokio::spawn(writer(db, rx, stats.clone()));
-        Self { tx, stats, in_flight: Arc::default() }
+        let committed = spool.committed.clone();
+        let node = spool.node.clone();
+        tokio::spawn(spooler(spool, rx, spooled_tx));
+        tokio::spawn(writer(db, spooled_rx, stats.clone(), node, committed));
+        Ok(Self { tx, stats, in_flight: Arc::default() })
     }
 
     /// Announces an event that will be recorded shortly.
@@ -142,8 +194,63 @@ impl UsageSink {
     }
 }
 
-async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
+/// Numbers and syncs each group of events to the spool, then passes them on in order.
+async fn spooler(mut spool: spool::Spool, mut rx: mpsc::Receiver<Msg>, tx: mpsc::Sender<Spooled>) {
+    let mut group = Vec::with_capacity(SPOOL_GROUP);
+    let mut last_sync = tokio::time::Instant::now();
+    while rx.recv_many(&mut group, SPOOL_GROUP).await > 0 {
+        // Gather until the window since the last sync is over, unless a flush is waiting.
+        let until = last_sync + SPOOL_WINDOW;
+        while group.len() < SPOOL_GROUP && !group.iter().any(|m| matches!(m, Msg::Flush(_))) {
+            let room = SPOOL_GROUP - group.len();
+            match tokio::time::timeout_at(until, rx.recv_many(&mut group, room)).await {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        let mut out = Vec::with_capacity(group.len());
+        for m in group.drain(..) {
+            out.push(match m {
+                Msg::Event(e) => Spooled::Event(spool.append(&e), e),
+                Msg::Flush(w) => Spooled::Flush(w),
+            });
+        }
+        // The file work blocks: off the runtime's threads, one hop a group.
+        let (back, synced) = match tokio::task::spawn_blocking(move || {
+            let r = spool.sync();
+            (spool, r)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::error!(error = %e, "the usage spool stopped; events are no longer kept through a crash");
+                break;
+            }
+        };
+        spool = back;
+        last_sync = tokio::time::Instant::now();
+        if let Err(e) = synced {
+            metrics::counter!("angage_usage_spool_failures_total").increment(1);
+            tracing::error!(error = %e, "cannot sync the usage spool; these events survive only a clean stop");
+        }
+        for m in out {
+            if tx.send(m).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn writer(
+    db: Db,
+    mut rx: mpsc::Receiver<Spooled>,
+    stats: Arc<Stats>,
+    node: String,
+    committed: Arc<AtomicU64>,
+) {
     let mut batch: Vec<UsageRecord> = Vec::with_capacity(BATCH);
+    let mut last = 0u64;
     loop {
         let first = match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
             Ok(Some(m)) => Some(m),
@@ -154,9 +261,9 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
         // Each transaction rewrites the same rollup and index pages, so events arriving a few
         // at a time would cost a transaction each: after the first event the batch gathers for
         // up to `LINGER` (or until full). A flush is answered at once.
-        let linger = matches!(first, Some(Msg::Event(_))).then(|| tokio::time::Instant::now() + LINGER);
+        let linger = matches!(first, Some(Spooled::Event(..))).then(|| tokio::time::Instant::now() + LINGER);
         if let Some(m) = first {
-            take(m, &mut batch, &mut waiters);
+            take(m, &mut batch, &mut last, &mut waiters);
         }
         while batch.len() < BATCH {
             let m = match rx.try_recv() {
@@ -170,12 +277,13 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
                     None => break,
                 },
             };
-            take(m, &mut batch, &mut waiters);
+            take(m, &mut batch, &mut last, &mut waiters);
         }
         if !batch.is_empty() {
-            match write(&db, &batch).await {
+            match write(&db, &batch, Some((&node, last))).await {
                 Ok(()) => {
                     stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    committed.store(last, Ordering::Release);
                     batch.clear();
                 }
                 Err(e) => {
@@ -193,8 +301,8 @@ async fn writer(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>) {
             let _ = w.send(());
         }
     }
-    if !batch.is_empty() {
-        let _ = write(&db, &batch).await;
+    if !batch.is_empty() && write(&db, &batch, Some((&node, last))).await.is_ok() {
+        committed.store(last, Ordering::Release);
     }
 }
 
@@ -204,7 +312,9 @@ const DAY_MS: i64 = 86_400_000;
 /// One rollup row's key: tenant, bucket (minute or day), key, endpoint, status, error code.
 type RollupKey = (String, i64, String, String, i64, String);
 
-async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
+/// Writes a batch: raw events and rollups, and (`spooled`) how far this node's spool is now
+/// in the store, all in one transaction.
+async fn write(db: &Db, batch: &[UsageRecord], spooled: Option<(&str, u64)>) -> Result<(), sqlx::Error> {
     let mut minutes: HashMap<RollupKey, (i64, i64)> = HashMap::new();
     let mut days: HashMap<RollupKey, (i64, i64)> = HashMap::new();
     let mut latency: HashMap<(String, i64, i64), i64> = HashMap::new();
@@ -306,6 +416,16 @@ async fn write(db: &Db, batch: &[UsageRecord]) -> Result<(), sqlx::Error> {
         }
         sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(&mut *tx).await?;
     }
+    if let Some((node, seq)) = spooled {
+        sqlx::query(
+            "INSERT INTO usage_spool_marks (node, seq) VALUES ($1, $2) \
+             ON CONFLICT (node) DO UPDATE SET seq = excluded.seq",
+        )
+        .bind(node)
+        .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await
 }
 
@@ -326,7 +446,7 @@ pub async fn retain(
         ("DELETE FROM usage_daily WHERE day < $1", day_before),
         ("DELETE FROM usage_latency_daily WHERE day < $1", day_before),
     ] {
-        removed += sqlx::query(sql).bind(bound).execute(&db.pool).await?.rows_affected();
+        removed += sqlx::query(sql).bind(bound).execute(&mut *db.conn().await?).await?.rows_affected();
     }
     Ok(removed)
 }

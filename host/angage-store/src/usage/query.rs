@@ -106,7 +106,7 @@ pub async fn summary(
     .bind(&tenant.0)
     .bind(period.from_day)
     .bind(period.to_day)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     let (mut total, mut ok, mut failed, mut limited) = (0, 0, 0, 0);
     let mut by_day = std::collections::HashMap::new();
@@ -127,7 +127,7 @@ pub async fn summary(
     )
     .bind(&tenant.0)
     .bind(now_ms)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     let count = |env: &str| keys.iter().find(|(e, _)| e == env).map_or(0, |(_, n)| *n);
     Ok(Summary {
@@ -180,7 +180,7 @@ async fn endpoint_rows(db: &Db, tenant: &TenantId, period: Period) -> Result<Vec
     .bind(&tenant.0)
     .bind(period.from_day)
     .bind(period.to_day)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?)
 }
 
@@ -217,7 +217,7 @@ pub async fn keys(db: &Db, tenant: &TenantId, period: Period) -> Result<Vec<KeyU
     .bind(&tenant.0)
     .bind(period.from_day)
     .bind(period.to_day)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     let total: i64 = rows.iter().map(|r| r.requests).sum();
     Ok(rows
@@ -251,7 +251,7 @@ pub async fn latency(db: &Db, tenant: &TenantId, period: Period) -> Result<Laten
     .bind(&tenant.0)
     .bind(period.from_day)
     .bind(period.to_day)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?;
     let rows = endpoint_rows(db, tenant, period).await?;
     // The average comes from the exact sums, not from per-endpoint averages already rounded.
@@ -309,7 +309,7 @@ async fn by_status(db: &Db, tenant: &TenantId, period: Period) -> Result<Vec<(i6
     .bind(&tenant.0)
     .bind(period.from_day)
     .bind(period.to_day)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await?)
 }
 
@@ -319,7 +319,7 @@ pub async fn errors(db: &Db, tenant: &TenantId, period: Period) -> Result<Errors
             .bind(&tenant.0)
             .bind(period.from_day)
             .bind(period.to_day)
-            .fetch_one(&db.pool)
+            .fetch_one(&mut *db.conn().await?)
             .await?;
     let current = by_status(db, tenant, period).await?;
     let previous = by_status(db, tenant, period.previous()).await?;
@@ -352,7 +352,7 @@ pub async fn errors(db: &Db, tenant: &TenantId, period: Period) -> Result<Errors
     .bind(&tenant.0)
     .bind(period.from_day)
     .bind(period.to_day)
-    .fetch_optional(&db.pool)
+    .fetch_optional(&mut *db.conn().await?)
     .await?;
     Ok(Errors {
         total,
@@ -388,7 +388,7 @@ struct ErrorRow {
 }
 
 pub async fn recent_errors(db: &Db, tenant: &TenantId, params: &ListParams) -> Result<Page<RecentError>> {
-    let mut conn = db.pool.acquire().await?;
+    let mut conn = db.conn().await?;
     let listing = Listing { table: "usage_events", alias: "e.", id_col: "id" };
     let select = "SELECT e.id, e.created_at, e.status, e.error_code, e.error_detail, e.endpoint, e.key_id, \
                   k.name AS key_name FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id";
@@ -422,7 +422,7 @@ pub async fn export_csv(db: &Db, tenant: &TenantId, period: Period) -> Result<St
     .bind(&tenant.0)
     .bind(period.from_day)
     .bind(period.to_day)
-    .fetch_all(&db.pool)
+    .fetch_all(&mut *db.conn().await?)
     .await
     .map_err(ResourceError::Db)?;
     let mut out = String::from("date,endpoint,key_id,status,error_code,requests,average_ms\n");
