@@ -148,7 +148,7 @@ fn code_map(root: &Path) -> (Vec<String>, BTreeSet<PathBuf>) {
         }
         for token in ticked {
             let looks_like_path = token.ends_with(".rs") || token.ends_with('/') || token.ends_with(".toml");
-            if !looks_like_path || token.contains(' ') {
+            if !looks_like_path || token.contains([' ', '<']) {
                 continue;
             }
             let candidates = [base.join(token), base.join("src").join(token), root.join(token)];
