@@ -85,20 +85,32 @@ pub(crate) struct StoreData {
     keys_held: usize,
 }
 
+/// Core instances, tables and table slots a plugin may have: a component made from one module
+/// has a few of each (its own and `wit-component`'s adapters).
+const MAX_INSTANCES: usize = 32;
+const MAX_TABLES: usize = 32;
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// One linear memory, so the memory cap is the plugin's whole memory (multi-memory would give
+/// it the cap once per memory), and bounded tables (`table.grow` lives outside the memory cap).
+fn store_limits(memory_bytes: usize) -> StoreLimits {
+    StoreLimitsBuilder::new()
+        .memory_size(memory_bytes)
+        .instances(MAX_INSTANCES)
+        .tables(MAX_TABLES)
+        .memories(1)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .build()
+}
+
 /// More keys than any authenticator needs at once: a plugin that keeps asking without
 /// letting go is stopped before the host's table grows without bound.
 const MAX_KEYS_HELD: usize = 64;
 
 impl StoreData {
     pub(crate) fn new(plugin: Identity, ctx: Arc<HostCtx>, budget: Budget) -> Self {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(budget.memory_bytes)
-            .instances(32)
-            .tables(32)
-            .memories(8)
-            .build();
         Self {
-            limits,
+            limits: store_limits(budget.memory_bytes),
             deadline: Deadline::new(budget.deadline_ticks),
             plugin,
             ctx,
@@ -383,5 +395,20 @@ pub(crate) fn to_wit_limits(l: &Limits, burst_window_seconds: u64) -> types::Lim
         per_day: l.per_day,
         burst: l.burst,
         burst_window_seconds,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter;
+
+    use super::*;
+
+    #[test]
+    fn a_plugin_gets_one_memory_and_bounded_tables() {
+        let mut l = store_limits(16 << 20);
+        assert_eq!(l.memories(), 1, "a second memory would double the memory cap");
+        assert!(l.table_growing(10, MAX_TABLE_ELEMENTS, None).unwrap_or(false));
+        assert!(!l.table_growing(10, MAX_TABLE_ELEMENTS + 1, None).unwrap_or(true), "table.grow is bounded");
     }
 }
