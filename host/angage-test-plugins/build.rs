@@ -1,11 +1,17 @@
 //! Builds the fixture plugins (an example, a misbehaving one, one built against a future
-//! contract, a trapping enricher, a header reader) for wasm32 and tells tests where they are.
+//! contract, a trapping enricher, a header reader, a careless authenticator) for wasm32 and tells tests where they are.
 
 #[path = "../angage-policy/build/wasm32.rs"]
 mod wasm32;
 
-const FIXTURES: &[&str] =
-    &["deny-test-writes", "misbehaving", "future-contract", "trapping-enricher", "header-peek"];
+const FIXTURES: &[&str] = &[
+    "deny-test-writes",
+    "misbehaving",
+    "future-contract",
+    "trapping-enricher",
+    "header-peek",
+    "accept-any-key",
+];
 
 fn main() {
     let dir = wasm32::build(FIXTURES);

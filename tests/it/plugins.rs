@@ -552,3 +552,30 @@ async fn only_authenticate_reads_the_callers_secrets() {
         app.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_refuses_revoked_and_expired_keys_whatever_the_authenticator() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    install(
+        &settings.plugins.dir,
+        "accept-any-key.wasm",
+        &std::fs::read(fixtures::ACCEPT_ANY_KEY).expect("fixture"),
+    );
+    settings.plugins.stages.authenticate = "accept-any-key".into();
+    let app = spawn_with(db, settings).await;
+    let admin = app.demo_admin().await;
+    let issued = admin.post("/admin/v1/keys", json!({"name": "doomed", "expires_in_days": 1})).await;
+    let secret = issued.body["key"].as_str().expect("key").to_owned();
+    let other = admin.post("/admin/v1/keys", json!({"name": "revoked"})).await;
+    let other_secret = other.body["key"].as_str().expect("key").to_owned();
+    assert_eq!(app.with_key(&secret).get("/v1/customers").await.status, 200, "the careless plugin admits it");
+    admin.post(&format!("/admin/v1/keys/{}/revoke", other.body["id"].as_str().expect("id")), json!({})).await;
+    assert_eq!(
+        code(&app.with_key(&other_secret).get("/v1/customers").await),
+        (401, "revoked_api_key".into())
+    );
+    app.clock.advance_ms(24 * 3600 * 1000);
+    assert_eq!(code(&app.with_key(&secret).get("/v1/customers").await), (401, "expired_api_key".into()));
+    app.stop().await;
+}

@@ -173,7 +173,11 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
     let mut authenticated = Vec::with_capacity(jobs.len());
     for (job, key) in jobs.into_iter().zip(keys) {
         match key {
-            Ok(Ok(key)) => authenticated.push(Authenticated { job, key }),
+            // Whatever authenticator runs, a revoked or expired key is never a caller.
+            Ok(Ok(key)) => match refusals::unusable(&key.key, job.request.time_ms) {
+                Some(refusal) => job.refuse(None, refusal),
+                None => authenticated.push(Authenticated { job, key }),
+            },
             Ok(Err(denial)) => job.refuse(None, refusals::denied(denial)),
             Err(error) => job.refuse(None, failed(Stage::Authenticate, &error)),
         }

@@ -1,6 +1,7 @@
 //! Every refusal the policy engine answers with, built in one place so each code reads the
 //! same wherever it comes from.
 
+use angage_core::key::KeyRecord;
 use angage_core::policy::{Refusal, Stage};
 
 use crate::plugins::types;
@@ -10,6 +11,18 @@ use crate::plugins::types;
 pub(crate) fn denied(d: types::Denial) -> Refusal {
     let status = if (400..500).contains(&d.status) { d.status } else { 403 };
     Refusal { status, code: d.code, detail: d.detail, retry_after: None }
+}
+
+/// 401 for a key no authenticator may admit: revoked, or past its expiry at `now`.
+pub(crate) fn unusable(key: &KeyRecord, now: i64) -> Option<Refusal> {
+    let (code, detail) = if key.revoked_at.is_some() {
+        ("revoked_api_key", "This API key has been revoked")
+    } else if key.expires_at.is_some_and(|t| t <= now) {
+        ("expired_api_key", "This API key has expired")
+    } else {
+        return None;
+    };
+    Some(Refusal { status: 401, code: code.into(), detail: detail.into(), retry_after: None })
 }
 
 /// 503 for a stage that failed (or, without a stage, a lane that stopped); logged, since the
