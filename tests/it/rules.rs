@@ -289,3 +289,46 @@ async fn the_shipped_examples_do_what_they_say() {
     assert_eq!(admin.post("/admin/v1/rules/validate", json!({"script": shipped})).await.body["valid"], true);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_rule_refines_within_the_default_and_never_unsets_it() {
+    let db = crate::helpers::TestDb::new(Backend::Sqlite).await;
+    let mut settings = crate::helpers::test_settings(&db);
+    // The operator's rule: 4 a minute on customers.
+    write_atomically(&settings.policies.dir.join("default.rhai"), &per_minute_rule(4));
+    // Rules of more than a few hundred operations run past a budget of a microsecond.
+    settings.policies.rule_budget_us = 1;
+    let app = crate::helpers::spawn_with(db, settings).await;
+    let admin = app.demo_admin().await;
+    let k = key(&app, "demo").await;
+    assert_eq!(allowed(&app, &k, 10).await.0, 4, "the default rule applies");
+
+    // A tenant rule that lifts every limit and makes requests free stays within the default.
+    let lift = r#"fn rule(request, key, limits) { limits.per_minute = (); limits.cost = 0; limits }"#;
+    assert_eq!(admin.put("/admin/v1/rules", json!({"script": lift})).await.status, 200);
+    // Two minutes: the sliding window forgets the last one.
+    app.clock.advance_ms(120_000);
+    let (n, body) = allowed(&app, &k, 10).await;
+    assert_eq!((n, body["rule"].as_str()), (4, Some("tenants/demo@v1")), "clamped by the default's 4");
+
+    // One that throws on this route leaves the default's result standing.
+    // (Only for this test's key: the save's dry run uses a sample key.)
+    let throws = r#"fn rule(request, key, limits) { if key.name == "rules" { throw "no"; } limits }"#;
+    assert_eq!(admin.put("/admin/v1/rules", json!({"script": throws})).await.status, 200);
+    // Two minutes: the sliding window forgets the last one.
+    app.clock.advance_ms(120_000);
+    let (n, body) = allowed(&app, &k, 10).await;
+    assert_eq!((n, body["rule"].as_str()), (4, Some("default@v1")), "the default kept");
+
+    // One that runs past its time budget is cut off the same way.
+    let heavy = r#"fn rule(request, key, limits) {
+        if key.name == "rules" { let n = 0; for i in 0..5000 { n += i; } limits.per_minute = 2; }
+        limits
+    }"#;
+    assert_eq!(admin.put("/admin/v1/rules", json!({"script": heavy})).await.status, 200);
+    // Two minutes: the sliding window forgets the last one.
+    app.clock.advance_ms(120_000);
+    let (n, body) = allowed(&app, &k, 10).await;
+    assert_eq!((n, body["rule"].as_str()), (4, Some("default@v1")), "a heavy rule is stopped");
+    app.stop().await;
+}

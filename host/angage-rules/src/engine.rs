@@ -1,7 +1,9 @@
 //! The sandboxed rhai engine and what a rule sees: `fn rule(request, key, limits)` returns the
 //! limits (and `cost`) to apply to this request.
 
+use std::cell::Cell;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use angage_core::key::Grants;
 use angage_core::limits::{Limits, WINDOWS};
@@ -43,6 +45,27 @@ impl Allowance {
     /// `limits` at the usual cost of one unit.
     pub fn new(limits: Limits) -> Self {
         Self { limits, cost: 1 }
+    }
+
+    /// These limits, never looser than `bound`: each window at most its bound's (an unlimited
+    /// bound allows any), the cost at least its bound's.
+    pub fn within(self, bound: &Allowance) -> Allowance {
+        let min = |v: Option<u64>, b: Option<u64>| match (v, b) {
+            (Some(v), Some(b)) => Some(v.min(b)),
+            (v, None) => v,
+            (None, b) => b,
+        };
+        let (l, b) = (self.limits, bound.limits);
+        Allowance {
+            limits: Limits {
+                per_second: min(l.per_second, b.per_second),
+                per_minute: min(l.per_minute, b.per_minute),
+                per_hour: min(l.per_hour, b.per_hour),
+                per_day: min(l.per_day, b.per_day),
+                burst: min(l.burst, b.burst),
+            },
+            cost: self.cost.max(bound.cost),
+        }
     }
 }
 
@@ -122,7 +145,18 @@ impl ScriptLimits {
 /// `request`, `key`, `limits` and `request.time` are registered types with fields, so a call
 /// builds no maps.
 pub fn sandbox() -> Engine {
+    sandbox_with_budget(Duration::from_millis(2))
+}
+
+/// [`sandbox`] where a rule's run is stopped once it has taken `budget`.
+pub fn sandbox_with_budget(budget: Duration) -> Engine {
     let mut engine = Engine::new();
+    // Checked every 256 operations: reading the clock on each would cost more than the rule.
+    engine.on_progress(move |operations| {
+        let over = operations % 256 == 0
+            && RUN_STARTED.with(|s| s.get()).is_some_and(|started| started.elapsed() > budget);
+        over.then(|| Dynamic::from("the rule ran past its time budget"))
+    });
     engine.set_max_operations(50_000);
     engine.set_max_call_levels(16);
     engine.set_max_expr_depths(64, 32);
@@ -231,20 +265,26 @@ impl Inputs {
     }
 }
 
+thread_local! {
+    /// When the rule running on this thread started, for the time budget.
+    static RUN_STARTED: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
 /// Runs a rule; any failure (a limit exceeded, a runtime error, a bad return value) is an error.
 pub fn run(engine: &Engine, ast: &AST, inputs: &Inputs, limits: Allowance) -> Result<Allowance, ScriptError> {
     let mut scope = Scope::new();
     // Rule files hold only functions: skip re-running the top level on every request.
     let options = rhai::CallFnOptions::new().eval_ast(false).rewind_scope(false);
-    let out: Dynamic = engine
-        .call_fn_with_options(
-            options,
-            &mut scope,
-            ast,
-            "rule",
-            (inputs.request.clone(), inputs.key.clone(), Dynamic::from(ScriptLimits::new(&limits))),
-        )
-        .map_err(|e| error_at(e.to_string(), e.position()))?;
+    RUN_STARTED.with(|s| s.set(Some(Instant::now())));
+    let out = engine.call_fn_with_options::<Dynamic>(
+        options,
+        &mut scope,
+        ast,
+        "rule",
+        (inputs.request.clone(), inputs.key.clone(), Dynamic::from(ScriptLimits::new(&limits))),
+    );
+    RUN_STARTED.with(|s| s.set(None));
+    let out = out.map_err(|e| error_at(e.to_string(), e.position()))?;
     if out.is::<ScriptLimits>() {
         let l = out.cast::<ScriptLimits>();
         return read_limits(|field| match field {

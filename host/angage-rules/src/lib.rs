@@ -13,6 +13,9 @@ use std::sync::{Arc, RwLock};
 use rhai::{AST, Engine};
 use serde::Serialize;
 
+use std::time::Duration;
+
+use angage_core::config::PolicySettings;
 use angage_core::limits::Limits;
 use angage_store::db::Db;
 use angage_store::rules as store;
@@ -103,10 +106,10 @@ pub struct RuleSet {
 
 impl RuleSet {
     /// Loads the serving version of every scope from the store, then reconciles the files.
-    pub async fn start(db: Db, dir: PathBuf, now: i64) -> Result<Arc<Self>, RuleError> {
+    pub async fn start(db: Db, settings: &PolicySettings, now: i64) -> Result<Arc<Self>, RuleError> {
         let set = Arc::new(Self {
-            engine: engine::sandbox(),
-            dir,
+            engine: engine::sandbox_with_budget(Duration::from_micros(settings.rule_budget_us)),
+            dir: settings.dir.clone(),
             db,
             compiled: RwLock::new(HashMap::new()),
             problems: RwLock::new(HashMap::new()),
@@ -131,31 +134,48 @@ impl RuleSet {
         self.compiled.write().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned(), Arc::new(compiled));
     }
 
-    /// Runs the default rule, then the tenant's, over the key's limits. A rule that fails is
-    /// cut off and the request keeps the key's limits (logged and counted, never a 500).
-    /// `inputs` is built only when a rule applies.
+    /// Runs the default rule over the key's limits, then the tenant's over the default's result,
+    /// clamped by it (a tenant's rule can tighten, never loosen). A rule that fails or runs
+    /// past its budget is cut off and the limits before it apply. `inputs` is built only when
+    /// a rule applies.
     pub fn evaluate(&self, tenant_id: &str, inputs: impl FnOnce() -> Inputs, limits: Allowance) -> Evaluated {
         let scripts: [Option<Arc<Compiled>>; 2] = {
             let compiled = self.compiled.read().unwrap_or_else(|p| p.into_inner());
             [compiled.get("default").cloned(), compiled.get(tenant_id).cloned()]
         };
-        let mut current = Evaluated { limits, rule: None };
         if scripts.iter().all(Option::is_none) {
-            return current;
+            return Evaluated { limits, rule: None };
         }
         let inputs = inputs();
-        for script in scripts.into_iter().flatten() {
-            metrics::counter!("angage_rule_evaluations_total").increment(1);
-            match engine::run(&self.engine, &script.ast, &inputs, current.limits) {
-                Ok(l) => current = Evaluated { limits: l, rule: Some(script.name.clone()) },
-                Err(e) => {
-                    metrics::counter!("angage_rule_failures_total").increment(1);
-                    tracing::warn!(rule = %script.name, error = %e, "rule failed; the key's limits apply");
-                    return Evaluated { limits, rule: None };
-                }
-            }
+        let [default, tenant] = scripts;
+        // The operator's default rule first: it alone may widen the key's limits.
+        let mut current = Evaluated { limits, rule: None };
+        if let Some(script) = default
+            && let Some(l) = self.run(&script, &inputs, limits)
+        {
+            current = Evaluated { limits: l, rule: Some(script.name.clone()) };
+        }
+        // A tenant's rule refines within what the default allows; when it fails, the default's
+        // result stands.
+        if let Some(script) = tenant
+            && let Some(l) = self.run(&script, &inputs, current.limits)
+        {
+            current = Evaluated { limits: l.within(&current.limits), rule: Some(script.name.clone()) };
         }
         current
+    }
+
+    /// One rule's run; a failure is logged and counted, never a 500.
+    fn run(&self, script: &Compiled, inputs: &Inputs, limits: Allowance) -> Option<Allowance> {
+        metrics::counter!("angage_rule_evaluations_total").increment(1);
+        match engine::run(&self.engine, &script.ast, inputs, limits) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                metrics::counter!("angage_rule_failures_total").increment(1);
+                tracing::warn!(rule = %script.name, error = %e, "rule failed; the limits before it apply");
+                None
+            }
+        }
     }
 
     /// Compile errors of a draft, with line and column.

@@ -60,7 +60,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
         let now = SystemClock.now_ms();
         keys.lookup(&db, &key, now).await.expect("warm");
         tenant_settings.get(&db, &tenant.id, now).await.expect("warm");
-        let rules = RuleSet::start(db.clone(), settings.policies.dir.clone(), now).await.expect("rules");
+        let rules = RuleSet::start(db.clone(), &settings.policies, now).await.expect("rules");
         let services = Services {
             usage: UsageSink::start(db.clone(), 1024, &dir.path().join("spool")).await.expect("usage"),
             db,

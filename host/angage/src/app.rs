@@ -84,7 +84,7 @@ impl App {
         let usage = UsageSink::start(db.clone(), settings.usage.buffer_size, &spool)
             .await
             .context("starting the usage pipeline")?;
-        let rules = RuleSet::start(db.clone(), settings.policies.dir.clone(), deps.clock.now_ms())
+        let rules = RuleSet::start(db.clone(), &settings.policies, deps.clock.now_ms())
             .await
             .context("loading the limit rules")?;
         let rules_watcher = angage_rules::watch::spawn(rules.clone(), deps.clock.clone())

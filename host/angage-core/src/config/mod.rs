@@ -130,6 +130,9 @@ pub struct StagePlugins {
 pub struct PolicySettings {
     /// Directory holding `default.rhai` and `tenants/<tenant>.rhai`.
     pub dir: PathBuf,
+    /// Longest one rule may run for one request, in microseconds; a rule past it is stopped
+    /// like a failing one, so one tenant's heavy rule cannot slow its lane's other tenants.
+    pub rule_budget_us: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -239,7 +242,7 @@ impl Default for Settings {
                     serde_json::json!({"trusted_proxies": [], "environments": ["live", "test"]}),
                 )]),
             },
-            policies: PolicySettings { dir: "policies".into() },
+            policies: PolicySettings { dir: "policies".into(), rule_budget_us: 2000 },
             keys: KeySettings { pepper: String::new(), cache_ttl_seconds: 30, last_used_flush_seconds: 30 },
             tenants: TenantCacheSettings { cache_ttl_seconds: 30 },
             admin: AdminSettings {
