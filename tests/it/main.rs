@@ -6,6 +6,7 @@ mod cli_config;
 mod cli_keys;
 mod console;
 mod crash;
+mod hardening;
 mod health;
 mod helpers;
 mod integrity;

@@ -286,7 +286,7 @@ async fn a_refusal_by_the_day_window_does_not_use_up_the_minute() {
 }
 
 /// Writes a plugin file the way operators should: elsewhere, then renamed into place.
-fn install(dir: &Path, name: &str, bytes: &[u8]) {
+pub(crate) fn install(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::create_dir_all(dir).expect("plugin dir");
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, bytes).expect("write");
@@ -294,7 +294,7 @@ fn install(dir: &Path, name: &str, bytes: &[u8]) {
 }
 
 /// Waits (bounded) until the admin API shows `stage` matching `done`.
-async fn wait_for(admin: &AdminSession<'_>, stage: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for(admin: &AdminSession<'_>, stage: &str, done: impl Fn(&Value) -> bool) -> Value {
     crate::wait::until(Duration::from_secs(20), &format!("{stage} reaches the expected state"), async || {
         let status = admin.get("/admin/v1/plugins").await;
         let entry = status
@@ -457,7 +457,11 @@ async fn runaway_trapping_and_greedy_plugins_are_contained() {
     for mode in ["loop", "trap", "grow", "hoard-keys"] {
         let db = TestDb::new(Backend::Sqlite).await;
         let mut settings = test_settings(&db);
-        settings.plugins.config.insert("module-scopes".into(), json!({"mode": mode}));
+        // hoard-keys reads the credential header, which an authorizer sees only when allowed.
+        settings
+            .plugins
+            .config
+            .insert("module-scopes".into(), json!({"mode": mode, "allow_secret_headers": ["authorization"]}));
         settings.plugins.deadline_ms = 50;
         settings.plugins.memory_limit_mib = 16;
         let app = spawn_with(db, settings).await;

@@ -1,10 +1,14 @@
 //! Liveness, readiness and the Prometheus scrape endpoint.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use super::{AppState, Problem};
 
@@ -20,7 +24,31 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+/// The Prometheus scrape: it names tenants' routes and traffic, so it answers a client on a
+/// loopback address or one that presents `server.metrics_token`.
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let token = &state.settings.server.metrics_token;
+    let allowed = if token.is_empty() {
+        peer.ip().to_canonical().is_loopback()
+    } else {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())))
+    };
+    if !allowed {
+        let detail = if token.is_empty() {
+            "Metrics are served on loopback addresses only (or set server.metrics_token)"
+        } else {
+            "Send the metrics token as `Authorization: Bearer ...`"
+        };
+        return Problem::new(StatusCode::FORBIDDEN, "metrics_forbidden", detail).into_response();
+    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -43,13 +43,30 @@ pub(crate) async fn observe(req: Request, next: Next) -> Response {
     span.record("status", status);
     span.record("latency_ms", elapsed.as_secs_f64() * 1000.0);
     span.in_scope(|| tracing::info!("request finished"));
-    let labels = [("method", method.to_string()), ("route", route), ("status", status.to_string())];
+    let labels =
+        [("method", method_label(&method).to_owned()), ("route", route), ("status", status.to_string())];
     metrics::counter!("angage_http_requests_total", &labels).increment(1);
     metrics::histogram!("angage_http_request_duration_seconds", &labels[..2]).record(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
     response
+}
+
+/// The method as a metric label: the standard ones by name, anything a client made up as
+/// `other`, so no client can mint label values.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Route layer: runs after routing, so it knows the template (`/v1/customers/{id}`).

@@ -43,6 +43,7 @@ impl Services {
             db: self.db.clone(),
             clock: self.clock.clone(),
             counters: self.counters.clone(),
+            metric_names: Default::default(),
         })
     }
 }

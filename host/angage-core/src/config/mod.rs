@@ -52,6 +52,9 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// How long graceful shutdown waits for requests in flight, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Empty: `/metrics` answers clients on loopback addresses only. Set: it answers requests
+    /// that present it as `Authorization: Bearer <token>`, from anywhere.
+    pub metrics_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -212,6 +215,7 @@ impl Default for Settings {
                 addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 body_limit_bytes: 1024 * 1024,
                 shutdown_grace_seconds: 30,
+                metrics_token: String::new(),
             },
             database: DatabaseSettings {
                 url: "sqlite://data/angage.db".into(),

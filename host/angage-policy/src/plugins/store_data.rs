@@ -26,6 +26,35 @@ pub(crate) struct HostCtx {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub counters: Arc<dyn Counters>,
+    pub(crate) metric_names: MetricNames,
+}
+
+/// The metric names each plugin has used: a plugin gets `MAX_METRIC_NAMES` series, so no
+/// plugin (or the requests it sees) can mint series without bound.
+#[derive(Default)]
+pub(crate) struct MetricNames(
+    std::sync::Mutex<std::collections::HashMap<String, std::collections::HashSet<String>>>,
+);
+
+/// Distinct metric names one plugin may use.
+const MAX_METRIC_NAMES: usize = 32;
+
+impl MetricNames {
+    /// Whether `plugin` may count into `name` (a known name, or a new one within its share).
+    fn admit(&self, plugin: &str, name: &str) -> bool {
+        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let used = names.entry(plugin.to_owned()).or_default();
+        if used.contains(name) {
+            return true;
+        }
+        if used.len() >= MAX_METRIC_NAMES {
+            metrics::counter!("angage_plugin_metric_names_refused_total", "plugin" => plugin.to_owned())
+                .increment(1);
+            return false;
+        }
+        used.insert(name.to_owned());
+        true
+    }
 }
 
 /// Limits applied to every call and instance.
@@ -224,6 +253,9 @@ impl host::Host for StoreData {
             .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
             .take(64)
             .collect();
+        if !self.ctx.metric_names.admit(&self.plugin.name, &name) {
+            return Ok(());
+        }
         metrics::counter!(format!("angage_plugin_{name}_total"), "plugin" => self.plugin.name.to_string())
             .increment(value);
         Ok(())

@@ -1,6 +1,7 @@
 //! Test fixture: an authorizer that misbehaves as `{"mode": ...}` in its configuration says:
 //! `loop` (never returns), `trap` (panics), `grow` (allocates without bound), `hoard-keys`
-//! (looks the caller's key up again and again, never letting go), `ok` (allows).
+//! (looks the caller's key up again and again, never letting go), `metric-names` (allows, and
+//! counts each call in a metric of a new name), `ok` (allows).
 //! The host must contain each one.
 
 use angage_plugin_sdk::{Authorizer, Denial, Key, PluginInfo, Request, host};
@@ -41,6 +42,12 @@ impl Authorizer for Misbehaving {
                     hoard.push(vec![1u8; 1 << 20]);
                     std::hint::black_box(&hoard);
                 }
+            }
+            "metric-names" => {
+                static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                host::metric_increment(&format!("name_{n}"), 1);
+                Ok(())
             }
             _ => Ok(()),
         }
