@@ -77,3 +77,60 @@ fn local_address() -> Option<std::net::IpAddr> {
     let ip = socket.local_addr().ok()?.ip();
     (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
 }
+
+#[test]
+fn production_starts_empty_until_init_and_refuses_test_keys() {
+    use crate::helpers::{angage_bin, start_binary_with};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("prod.toml");
+    std::fs::write(&config, "[keys]\npepper = \"production-pepper-0123456789abcdef0123\"\n").expect("config");
+    let config = config.display().to_string();
+    let args = ["--profile", "production", "--config", config.as_str()];
+    let server = start_binary_with(dir.path(), &args);
+    assert!(server.get("/healthz", &[]).starts_with("HTTP/1.1 200"));
+    let cli = |extra: &[&str]| {
+        let out = angage_bin().current_dir(dir.path()).args(args).args(extra).output().expect("angage");
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_default()
+    };
+    let init = cli(&[
+        "init",
+        "--tenant",
+        "acme",
+        "--name",
+        "Acme",
+        "--admin-email",
+        "ops@acme.example.com",
+        "--json",
+    ]);
+    assert!(init["password"].as_str().is_some_and(|p| p.len() >= 20), "{init}");
+    let live = cli(&["keys", "create", "--tenant", "acme", "--name", "l", "--env", "live", "--json"]);
+    let test = cli(&["keys", "create", "--tenant", "acme", "--name", "t", "--env", "test", "--json"]);
+    let bearer = |k: &serde_json::Value| format!("Bearer {}", k["key"].as_str().expect("key"));
+    assert!(server.get("/v1/customers", &[("Authorization", &bearer(&live))]).starts_with("HTTP/1.1 200"));
+    let refused = server.get("/v1/customers", &[("Authorization", &bearer(&test))]);
+    assert!(refused.starts_with("HTTP/1.1 401") && refused.contains("invalid_api_key"), "{refused}");
+    let (code, stdout) = server.sigterm_and_wait();
+    assert_eq!(code, 0);
+    assert!(
+        !stdout.contains("Admin login") && !stdout.contains("ak_test_"),
+        "nothing secret printed: {stdout}"
+    );
+}
+
+#[test]
+fn the_development_demo_key_expires() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = crate::helpers::start_binary(dir.path());
+    server.wait_for_stdout(|out| out.contains("expires in 30 days").then_some(()));
+    let out = crate::helpers::angage_bin()
+        .current_dir(dir.path())
+        .args(["keys", "list", "--tenant", "demo", "--json"])
+        .output()
+        .expect("angage keys list");
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let expires = keys["data"][0]["expires_at"].as_str().or_else(|| keys[0]["expires_at"].as_str());
+    assert!(expires.is_some(), "the demo key has an expiry: {keys}");
+    let (code, _) = server.sigterm_and_wait();
+    assert_eq!(code, 0);
+}

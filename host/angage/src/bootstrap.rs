@@ -43,7 +43,7 @@ impl Banner {
             "\n  Angage is ready (first start: tenant `{DEMO_TENANT}` created).\n\
              \n  Console       {base_url}/console\
              \n  Admin login   {}  /  {}\
-             \n  Test API key  {}\
+             \n  Test API key  {}  (expires in {DEMO_KEY_DAYS} days)\
              \n  API docs      {base_url}/docs\
              \n\n  Try it:       curl -H 'Authorization: Bearer {}' {base_url}/v1/customers\
              \n\n  The password and the key are shown once. Keep them now.\n",
@@ -52,13 +52,20 @@ impl Banner {
     }
 }
 
-/// Creates the demo tenant, its admin and a full-scope test key when no tenant exists yet.
+/// Days the demo key lives: long enough to try everything, never a standing credential.
+pub const DEMO_KEY_DAYS: i64 = 30;
+
+/// Creates the demo tenant, its admin and a full-scope test key when no tenant exists yet, in
+/// any profile but production (which starts empty: `angage init` makes the first tenant).
 pub async fn run(
     db: &Db,
     settings: &Settings,
     pepper: &Pepper,
     clock: &dyn Clock,
 ) -> Result<Option<Banner>, BootstrapError> {
+    if settings.profile == "production" {
+        return Ok(None);
+    }
     let (tenants,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM tenants").fetch_one(&mut *db.conn().await?).await?;
     if tenants > 0 {
@@ -82,7 +89,7 @@ pub async fn run(
         grants: Default::default(),
         rate_limits: Limits::default(),
         ip_allowlist: Vec::new(),
-        expires_in_days: Some(0),
+        expires_in_days: Some(DEMO_KEY_DAYS),
     };
     let issued = key_store::create(db, pepper, &tenant_id, &Actor("system".into()), key, now).await?;
     Ok(Some(Banner { admin_email: DEMO_ADMIN_EMAIL.into(), admin_password: password, test_key: issued.key }))

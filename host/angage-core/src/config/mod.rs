@@ -20,6 +20,8 @@ pub use show::render as render_show;
 
 /// Name of the built-in defaults layer, as shown by `angage config show`.
 pub const BUILTIN: &str = "built-in default";
+/// Name of the production profile's own defaults, under every file.
+pub const PRODUCTION_DEFAULT: &str = "production default";
 /// Name of the command-line flags layer.
 pub const FLAGS: &str = "command-line flag";
 
@@ -316,6 +318,12 @@ impl Sources {
             .unwrap_or_else(|| "development".into());
         let dir = self.config_dir.clone().unwrap_or_else(|| PathBuf::from("config"));
         let mut figment = Figment::new().merge(Named(Serialized::defaults(Settings::default()), BUILTIN));
+        if profile == "production" {
+            // Test keys are for development servers: a production server takes live keys only,
+            // whether or not a configuration folder ships with it.
+            let live_only = figment::util::nest("plugins.config.apikey-auth.environments", Value::from(vec!["live"]));
+            figment = figment.merge(Named(Serialized::defaults(live_only), PRODUCTION_DEFAULT));
+        }
         // The shipped files are optional: the binary runs with no config folder at all.
         for file in [dir.join("default.toml"), dir.join(format!("{profile}.toml"))] {
             if file.is_file() {

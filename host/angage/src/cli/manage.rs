@@ -31,6 +31,20 @@ pub enum TenantsCommand {
     },
 }
 
+/// `angage init`: the first tenant and its first admin, on a store that has none.
+#[derive(Debug, Args)]
+pub struct Init {
+    /// The tenant's slug: lowercase letters, digits and '-'.
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long)]
+    admin_email: String,
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AdminsCommand {
     /// Create an admin. The password is read from stdin when piped, else generated and printed once.
@@ -169,10 +183,35 @@ pub(super) async fn tenants(loaded: Loaded, cmd: TenantsCommand) -> anyhow::Resu
     Ok(())
 }
 
+/// Creates a tenant and its first admin (the production profile's first start does nothing
+/// by itself: no demo tenant, no key, nothing secret in the logs).
+pub(super) async fn init(loaded: Loaded, cmd: Init) -> anyhow::Result<()> {
+    let db = open(&loaded).await?;
+    let tenant = tenants::create(&db, &cmd.tenant, &cmd.name, now())
+        .await
+        .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+    if !cmd.json {
+        println!("created tenant {} ({})", tenant.slug, tenant.id);
+    }
+    new_admin(&loaded, &db, &TenantId(tenant.id), &cmd.admin_email, cmd.json, "--admin-email").await
+}
+
 pub(super) async fn admins(loaded: Loaded, cmd: AdminsCommand) -> anyhow::Result<()> {
     let AdminsCommand::Create { tenant, email, json } = cmd;
     let db = open(&loaded).await?;
     let tenant = tenant_id(&db, &tenant).await?;
+    new_admin(&loaded, &db, &tenant, &email, json, "--email").await
+}
+
+/// An admin whose password is read from stdin when piped, else generated and printed once.
+async fn new_admin(
+    loaded: &Loaded,
+    db: &Db,
+    tenant: &TenantId,
+    email: &str,
+    json: bool,
+    email_arg: &str,
+) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let (password, generated) = if stdin.is_terminal() {
         (random_base62(20), true)
@@ -182,15 +221,15 @@ pub(super) async fn admins(loaded: Loaded, cmd: AdminsCommand) -> anyhow::Result
         let line = line.trim_end_matches(['\r', '\n']).to_owned();
         if line.is_empty() { (random_base62(20), true) } else { (line, false) }
     };
-    let admin = admins::create(&db, &loaded.settings.admin, &tenant, &email, &password, now())
-        .await
-        .map_err(|e| match e {
+    let admin = admins::create(db, &loaded.settings.admin, tenant, email, &password, now()).await.map_err(
+        |e| match e {
             admins::AdminError::BadEmail(_) | admins::AdminError::Exists(_) => {
-                anyhow::anyhow!("--email: {e}")
+                anyhow::anyhow!("{email_arg}: {e}")
             }
             admins::AdminError::WeakPassword => anyhow::anyhow!("password (stdin): {e}"),
             other => anyhow::Error::new(other),
-        })?;
+        },
+    )?;
     let shown = generated.then_some(password);
     if json {
         println!("{}", json!({"id": admin.id, "email": admin.email, "password": shown}));

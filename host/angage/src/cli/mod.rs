@@ -58,6 +58,9 @@ pub enum Command {
     /// Inspect the configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Create the first tenant and its first admin (the production profile does not do it on
+    /// its first start).
+    Init(manage::Init),
     /// Create tenants.
     #[command(subcommand)]
     Tenants(manage::TenantsCommand),
@@ -117,6 +120,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Migrate) => runtime()?.block_on(migrate(loaded)),
+        Some(Command::Init(cmd)) => runtime()?.block_on(manage::init(loaded, cmd)),
         Some(Command::Tenants(cmd)) => runtime()?.block_on(manage::tenants(loaded, cmd)),
         Some(Command::Admins(cmd)) => runtime()?.block_on(manage::admins(loaded, cmd)),
         Some(Command::Keys(cmd)) => runtime()?.block_on(manage::keys(loaded, cmd)),
