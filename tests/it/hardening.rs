@@ -134,3 +134,155 @@ fn the_development_demo_key_expires() {
     let (code, _) = server.sigterm_and_wait();
     assert_eq!(code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_plugin_reports_is_bounded_before_it_is_stored() {
+    for backend in crate::helpers::backends() {
+        let app = crate::helpers::spawn_app(backend).await;
+        let admin = app.demo_admin().await;
+        let v1 = app.v1().await;
+        install(
+            &app.state.settings.plugins.dir,
+            "usage-enrich.wasm",
+            &std::fs::read(angage_test_plugins::TRAPPING_ENRICHER).expect("fixture"),
+        );
+        wait_for(&admin, "enrich_usage", |e| e["version"] == "0.1.0").await;
+        for _ in 0..3 {
+            v1.get("/v1/customers/oversize").await;
+        }
+        app.state.usage.flush().await;
+        let (longest, tags): (i64, String) = sqlx::query_as(
+            "SELECT LENGTH(endpoint), tags FROM usage_events ORDER BY LENGTH(endpoint) DESC LIMIT 1",
+        )
+        .fetch_one(&app.state.db.pool)
+        .await
+        .expect("an event");
+        assert!(longest <= 201, "{backend:?}: endpoint of {longest} characters kept");
+        let tags: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&tags).expect("tags");
+        assert!(
+            tags.len() <= 16 && tags.values().all(|v| v.as_str().is_some_and(|s| s.chars().count() <= 257)),
+            "{backend:?}"
+        );
+        // Latency sums stay in range: the dashboard still answers.
+        let r = admin.get("/admin/v1/usage/latency?period=7d").await;
+        assert_eq!(r.status, 200, "{backend:?}: {:?}", r.body);
+        let r = admin.get("/admin/v1/usage?period=7d").await;
+        assert_eq!(r.status, 200, "{backend:?}: {:?}", r.body);
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smaller_holes_are_closed() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let admin = app.demo_admin().await;
+    let v1 = app.v1().await;
+
+    // A path that is not UTF-8, and a method the route does not take: problem+json.
+    for (method, path) in
+        [(reqwest::Method::GET, "/v1/customers/%FF%FE"), (reqwest::Method::PATCH, "/v1/customers")]
+    {
+        let r = v1.request(method.clone(), path).send().await.expect("send");
+        let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+        assert!(
+            r.status().is_client_error() && ct == "application/problem+json",
+            "{method} {path}: {} {ct}",
+            r.status()
+        );
+    }
+
+    // A name filter with LIKE's wildcards matches them as themselves.
+    for name in ["100% Pure", "Plain"] {
+        assert_eq!(
+            v1.post("/v1/customers", json!({"name": name, "email": "x@example.com"})).await.status,
+            201
+        );
+    }
+    let found = v1.get("/v1/customers?name=%25").await.body;
+    assert_eq!(found["data"].as_array().map(Vec::len), Some(1), "{found}");
+
+    // A key whose stored allowlist does not read back is refused, not unrestricted.
+    let issued =
+        admin.post("/admin/v1/keys", json!({"name": "walled", "ip_allowlist": ["10.0.0.0/8"]})).await;
+    let (id, secret) = (
+        issued.body["id"].as_str().expect("id").to_owned(),
+        issued.body["key"].as_str().expect("key").to_owned(),
+    );
+    sqlx::query("UPDATE api_keys SET ip_allowlist = 'not json' WHERE id = $1")
+        .bind(&id)
+        .execute(&app.state.db.pool)
+        .await
+        .expect("corrupt");
+    let r = app.with_key(&secret).get("/v1/customers").await;
+    assert_eq!((r.status, r.body["code"].as_str()), (403, Some("ip_not_allowed")));
+
+    // Usage rows name only their own tenant's keys.
+    let theirs = app.tenant_admin("other").await;
+    let other = angage_store::tenants::by_slug(&app.state.db, "other").await.expect("tenant");
+    sqlx::query(
+        "INSERT INTO usage_events (id, tenant_id, key_id, endpoint, module, status, status_class, error_code, latency_us, tags, created_at, error_detail) \
+         VALUES ('use_forged', $1, $2, 'GET /customers', 'customers', 500, '5xx', 'x', 1, '{}', $3, 'forged')",
+    )
+    .bind(&other.id)
+    .bind(&id)
+    .bind(crate::helpers::T0_MS)
+    .execute(&app.state.db.pool)
+    .await
+    .expect("an event naming another tenant's key");
+    let recent = theirs.get("/admin/v1/errors/recent").await.body;
+    assert_eq!(
+        recent["data"][0]["key_name"],
+        serde_json::Value::Null,
+        "another tenant's key name leaked: {recent}"
+    );
+
+    // Retention far in the future keeps everything instead of wrapping around.
+    let mut usage = app.state.settings.usage.clone();
+    usage.raw_retention_days = 1_000_000_000_000_000;
+    let removed =
+        angage_store::usage::retain(&app.state.db, &usage, crate::helpers::T0_MS).await.expect("retain");
+    assert_eq!(removed, 0);
+
+    // The docs page frames nowhere and runs no inline script.
+    let docs = app.get("/docs").await;
+    let csp =
+        docs.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
+
+    // Tenant admins see a plugin's file name, not where the server keeps it.
+    install(
+        &app.state.settings.plugins.dir,
+        "module-scopes.wasm",
+        &std::fs::read(angage_test_plugins::DENY_TEST_WRITES).expect("fixture"),
+    );
+    let entry = wait_for(&admin, "authorize", |e| e["source"] == "file").await;
+    assert_eq!(entry["file"], "module-scopes.wasm");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secure_session_cookie_carries_the_host_prefix() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.admin.secure_cookies = true;
+    let app = spawn_with(db, settings).await;
+    let password = app.banner.as_ref().expect("banner").admin_password.clone();
+    let r = app
+        .http
+        .post(app.url("/admin/v1/login"))
+        .json(&json!({"email": "admin@demo.local", "password": password}))
+        .send()
+        .await
+        .expect("login");
+    let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(
+        cookie.starts_with("__Host-angage_session=")
+            && cookie.contains("; Secure")
+            && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().expect("pair").to_owned();
+    let me = app.http.get(app.url("/admin/v1/me")).header("cookie", session).send().await.expect("me");
+    assert_eq!(me.status(), 200);
+    app.stop().await;
+}

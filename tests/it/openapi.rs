@@ -129,7 +129,9 @@ async fn openapi_is_served_with_security_and_code_samples_for_every_operation() 
         !html.contains("http://") && !html.contains("https://"),
         "the docs page must load nothing from the internet"
     );
-    assert!(html.contains("/docs/assets/swagger-ui-bundle.js") && html.contains("/v1/openapi.json"));
+    assert!(html.contains("/docs/assets/swagger-ui-bundle.js") && html.contains("/docs/assets/start.js"));
+    let start = app.get("/docs/assets/start.js").await.text().await.expect("start.js");
+    assert!(start.contains("/v1/openapi.json"), "{start}");
     for asset in ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"] {
         let resp = app.get(asset).await;
         assert_eq!(resp.status(), 200, "{asset}");

@@ -137,6 +137,9 @@ pub struct KeyRecord {
     /// The key's own limits; absent windows take the tenant's defaults.
     pub limits: Limits,
     pub ip_allowlist: Vec<Cidr>,
+    /// Whether the key may be used only from `ip_allowlist` (also when that list is empty
+    /// because the stored one did not read back: such a key is refused everywhere).
+    pub ip_restricted: bool,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
     /// Last use not yet written to the store (0: none); the store's key cache aggregates it.

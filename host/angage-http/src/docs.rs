@@ -1,7 +1,7 @@
 //! `/docs`: interactive API documentation served from assets embedded in the binary (no CDN),
 //! and `/v1/openapi.json`.
 
-use axum::http::header;
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::v1::openapi;
@@ -18,9 +18,35 @@ pub(crate) fn json_document(text: &'static str) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
-pub(crate) async fn page() -> Html<&'static str> {
-    Html(
-        r##"<!doctype html>
+/// The page's own script and style are assets too, so its policy allows no inline script.
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                   script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+                   form-action 'self'";
+
+pub(crate) async fn page() -> Response {
+    let mut response = Html(PAGE).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+pub(crate) async fn start_js() -> Response {
+    ([(header::CONTENT_TYPE, "application/javascript"), (header::CACHE_CONTROL, "no-cache")], START_JS)
+        .into_response()
+}
+
+const START_JS: &str = r##"window.ui = SwaggerUIBundle({
+  url: "/v1/openapi.json",
+  dom_id: "#docs",
+  deepLinking: true,
+  persistAuthorization: false,
+  tryItOutEnabled: true
+});
+"##;
+
+const PAGE: &str = r##"<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
@@ -32,19 +58,9 @@ pub(crate) async fn page() -> Html<&'static str> {
 <body>
   <div id="docs"></div>
   <script src="/docs/assets/swagger-ui-bundle.js"></script>
-  <script>
-    window.ui = SwaggerUIBundle({
-      url: "/v1/openapi.json",
-      dom_id: "#docs",
-      deepLinking: true,
-      persistAuthorization: false,
-      tryItOutEnabled: true
-    });
-  </script>
+  <script src="/docs/assets/start.js"></script>
 </body>
-</html>"##,
-    )
-}
+</html>"##;
 
 const CACHE: &str = "public, max-age=86400";
 

@@ -116,6 +116,34 @@ impl IntoResponse for Problem {
     }
 }
 
+/// Every error answer is problem+json: a rejection axum makes itself (a path that is not UTF-8,
+/// a method the route does not take) arrives as plain text and is rewritten here.
+pub(crate) async fn problems_only(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_none_or(|v| v.to_str().is_ok_and(|t| t.starts_with("text/plain")));
+    if !(status.is_client_error() || status.is_server_error())
+        || !plain
+        || response.extensions().get::<ProblemCode>().is_some()
+    {
+        return response;
+    }
+    let (code, detail) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "This route does not take that method"),
+        StatusCode::NOT_FOUND => ("not_found", "No such route"),
+        s if s.is_server_error() => ("internal_error", "An internal error occurred; it has been logged"),
+        _ => ("bad_request", "The request could not be read (its path, query or headers)"),
+    };
+    let mut problem = Problem::new(status, code, detail);
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        problem = problem.with_header(header::ALLOW, allow.clone());
+    }
+    problem.into_response()
+}
+
 /// The `code` and `detail` of a problem response, kept in the response extensions for logs and
 /// usage events.
 #[derive(Debug, Clone)]

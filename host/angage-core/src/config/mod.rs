@@ -321,7 +321,8 @@ impl Sources {
         if profile == "production" {
             // Test keys are for development servers: a production server takes live keys only,
             // whether or not a configuration folder ships with it.
-            let live_only = figment::util::nest("plugins.config.apikey-auth.environments", Value::from(vec!["live"]));
+            let live_only =
+                figment::util::nest("plugins.config.apikey-auth.environments", Value::from(vec!["live"]));
             figment = figment.merge(Named(Serialized::defaults(live_only), PRODUCTION_DEFAULT));
         }
         // The shipped files are optional: the binary runs with no config folder at all.

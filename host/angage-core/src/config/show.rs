@@ -59,17 +59,38 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
-/// `postgres://user:secret@host/db` becomes `postgres://user:***@host/db`.
+/// `postgres://user:secret@host/db` becomes `postgres://user:***@host/db`; a password in the
+/// query (`?password=...`, `&sslpassword=...`) or in a `key=value` connection string is masked
+/// too.
 pub(super) fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else { return redact_pairs(url, ' ') };
+    let (rest, query) = rest.split_once('?').map_or((rest, None), |(r, q)| (r, Some(q)));
     let (authority, tail) = rest.split_once('/').map_or((rest, None), |(a, t)| (a, Some(t)));
-    let Some((userinfo, host)) = authority.rsplit_once('@') else { return url.to_owned() };
-    let user = match userinfo.split_once(':') {
-        Some((user, _)) => format!("{user}:***"),
-        None => userinfo.to_owned(),
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
     };
     let tail = tail.map(|t| format!("/{t}")).unwrap_or_default();
-    format!("{scheme}://{user}@{host}{tail}")
+    let query = query.map(|q| format!("?{}", redact_pairs(q, '&'))).unwrap_or_default();
+    format!("{scheme}://{authority}{tail}{query}")
+}
+
+/// `key=value` pairs split by `sep`, with the value of any key naming a secret masked.
+fn redact_pairs(text: &str, sep: char) -> String {
+    let secret = |k: &str| {
+        let k = k.trim().to_ascii_lowercase();
+        ["password", "pass", "pwd", "secret", "token"].iter().any(|s| k.ends_with(s))
+    };
+    text.split(sep)
+        .map(|pair| match pair.split_once('=') {
+            Some((k, _)) if secret(k) => format!("{k}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(&sep.to_string())
 }
 
 #[cfg(test)]
@@ -82,5 +103,12 @@ mod tests {
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://data/angage.db"), "sqlite://data/angage.db");
         assert_eq!(redact_url("redis://:pw@h:6379"), "redis://:***@h:6379");
+        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db", "an @ in the password");
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=s3cr3t&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
+        assert_eq!(redact_url("postgres://h/db?sslpassword=k"), "postgres://h/db?sslpassword=***");
+        assert_eq!(redact_url("host=h user=u password=s3cr3t"), "host=h user=u password=***");
     }
 }

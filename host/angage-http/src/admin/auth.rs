@@ -98,10 +98,9 @@ pub(super) async fn login(
     let ttl_ms = state.settings.admin.session_ttl_hours as i64 * 3_600_000;
     let session = sessions::create(&state.db, state.keys.pepper(), &admin, ttl_ms, now).await.map_err(db)?;
     let me = me_of(&state, &admin).await?;
-    let secure = if state.settings.admin.secure_cookies { "; Secure" } else { "" };
+    let (name, secure) = cookie_of(&state);
     let cookie = format!(
-        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        sessions::COOKIE,
+        "{name}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         session.token,
         ttl_ms / 1000
     );
@@ -124,7 +123,8 @@ pub(super) async fn logout(
     if let Some(token) = session_cookie(&headers) {
         sessions::delete(&state.db, state.keys.pepper(), &token).await.map_err(db)?;
     }
-    let expired = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", sessions::COOKIE);
+    let (name, secure) = cookie_of(&state);
+    let expired = format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, expired)]).into_response())
 }
 
@@ -159,6 +159,15 @@ async fn me_of(state: &AppState, admin: &admins::AdminCtx) -> Result<Me, Problem
         tenant_name: tenant.name,
         csrf_token: None,
     })
+}
+
+/// The session cookie's name and its `Secure` attribute, as `admin.secure_cookies` says.
+fn cookie_of(state: &AppState) -> (&'static str, &'static str) {
+    if state.settings.admin.secure_cookies {
+        (sessions::SECURE_COOKIE, "; Secure")
+    } else {
+        (sessions::COOKIE, "")
+    }
 }
 
 fn db(e: sqlx::Error) -> Problem {

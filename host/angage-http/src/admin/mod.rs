@@ -127,7 +127,8 @@ pub fn session_cookie(headers: &axum::http::HeaderMap) -> Option<String> {
         .flat_map(|v| v.split(';'))
         .find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == sessions::COOKIE && !value.is_empty()).then(|| value.to_owned())
+            let ours = name == sessions::COOKIE || name == sessions::SECURE_COOKIE;
+            (ours && !value.is_empty()).then(|| value.to_owned())
         })
 }
 

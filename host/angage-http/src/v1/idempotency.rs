@@ -48,40 +48,42 @@ pub(super) async fn layer(State(state): State<AppState>, req: Request, next: Nex
         return Problem::too_large().into_response();
     };
     let hash = request_hash(&parts.method, parts.uri.path(), &bytes);
-    let now = state.clock.now_ms();
     let scope = Scope { tenant, key_id: caller.0, idem_key: key };
-    let claim = match idempotency::claim(&state.db, &scope, &hash, now).await {
-        Ok(c) => c,
-        Err(e) => return Problem::from(angage_store::resources::store::ResourceError::Db(e)).into_response(),
-    };
-    match claim {
-        Claim::Replay { status, location, body } => replay(status, location, body),
-        Claim::Mismatch => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "idempotency_key_reused",
-            "This Idempotency-Key was already used with a different request body",
-        )
-        .into_response(),
-        Claim::InProgress => Problem::new(
-            StatusCode::CONFLICT,
-            "idempotency_in_progress",
-            "A request with this Idempotency-Key is still being processed; retry shortly",
-        )
-        .into_response(),
-        Claim::Fresh => {
-            let request = Request::from_parts(parts, Body::from(bytes));
-            let run = async move {
-                let mut claimed = Claimed { state, scope: Some(scope) };
-                let response = next.run(request).await;
-                claimed.remember(response).await
-            };
-            match tokio::spawn(run.instrument(tracing::Span::current())).await {
-                Ok(response) => response,
-                Err(e) => {
-                    tracing::error!(error = %e, "an idempotent request's task failed");
-                    Problem::internal().into_response()
-                }
+    // From the claim on, the work runs in a task of its own: a client that goes away (its
+    // request future dropped) can neither leave a claim behind nor cancel a write half-way.
+    let run = async move {
+        let claim = match idempotency::claim(&state.db, &scope, &hash, state.clock.now_ms()).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Problem::from(angage_store::resources::store::ResourceError::Db(e)).into_response();
             }
+        };
+        match claim {
+            Claim::Replay { status, location, body } => replay(status, location, body),
+            Claim::Mismatch => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request body",
+            )
+            .into_response(),
+            Claim::InProgress => Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                "A request with this Idempotency-Key is still being processed; retry shortly",
+            )
+            .into_response(),
+            Claim::Fresh => {
+                let mut claimed = Claimed { state, scope: Some(scope) };
+                let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+                claimed.remember(response).await
+            }
+        }
+    };
+    match tokio::spawn(run.instrument(tracing::Span::current())).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "an idempotent request's task failed");
+            Problem::internal().into_response()
         }
     }
 }

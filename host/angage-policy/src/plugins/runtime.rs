@@ -269,8 +269,9 @@ impl PluginRuntime {
                 stage: *stage,
                 plugin: meta.name,
                 source: if meta.source == Source::Builtin { "builtin" } else { "file" },
+                // The file's name only: where the server keeps files is the operator's business.
                 file: match meta.source {
-                    Source::File(p) => Some(p.display().to_string()),
+                    Source::File(p) => p.file_name().map(|n| n.to_string_lossy().into_owned()),
                     Source::Builtin => None,
                 },
                 version: meta.version,
@@ -285,7 +286,9 @@ impl PluginRuntime {
 }
 
 fn failure(file: &Path, message: &str, now: i64) -> LoadFailure {
-    LoadFailure { message: message.to_owned(), file: file.display().to_string(), at: rfc3339(now) }
+    let name =
+        file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    LoadFailure { message: message.to_owned(), file: name, at: rfc3339(now) }
 }
 
 /// The plugin configured for `stage`.

@@ -59,6 +59,7 @@ fn sample_key() -> KeyRef {
             grants: Default::default(),
             limits: Default::default(),
             ip_allowlist: Vec::new(),
+            ip_restricted: false,
             expires_at: None,
             revoked_at: None,
             last_used: Default::default(),

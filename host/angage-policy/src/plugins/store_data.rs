@@ -400,7 +400,7 @@ pub(crate) fn key_state(key: &KeyRecord, settings: &TenantSettings) -> types::Ke
         revoked: key.revoked_at.is_some(),
         expires_at_ms: key.expires_at,
         require_https: settings.security.require_https,
-        ip_restricted: !key.ip_allowlist.is_empty(),
+        ip_restricted: key.ip_restricted,
         limits: to_wit_limits(&effective_limits(key, settings), settings.rate_limits.burst_window_seconds),
     }
 }

@@ -9,6 +9,9 @@ use angage_core::tenant::TenantId;
 use super::AdminCtx;
 
 pub const COOKIE: &str = "angage_session";
+/// The cookie's name when served over HTTPS: `__Host-` makes the browser refuse one set by a
+/// sibling host or over plain HTTP, and one scoped to a path.
+pub const SECURE_COOKIE: &str = "__Host-angage_session";
 
 /// A new session: the cookie value and the CSRF token are shown to the browser once.
 pub struct NewSession {

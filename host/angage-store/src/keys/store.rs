@@ -475,7 +475,7 @@ pub async fn lookup(db: &Db, digest: &str) -> std::result::Result<Option<KeyReco
     .fetch_optional(&mut *db.conn().await?)
     .await?;
     Ok(row.map(|r| {
-        let allow: Vec<String> = serde_json::from_str(&r.ip_allowlist).unwrap_or_default();
+        let (ip_allowlist, ip_restricted) = allowlist(&r.id, &r.ip_allowlist);
         KeyRecord {
             limits: limits_of([r.per_second, r.per_minute, r.per_hour, r.per_day, r.burst]),
             id: r.id,
@@ -484,12 +484,34 @@ pub async fn lookup(db: &Db, digest: &str) -> std::result::Result<Option<KeyReco
             name: r.name,
             environment: Environment::parse(&r.environment).unwrap_or(Environment::Test),
             grants: Arc::new(serde_json::from_str(&r.grants).unwrap_or_default()),
-            ip_allowlist: allow.iter().filter_map(|c| Cidr::parse(c).ok()).collect(),
+            ip_allowlist,
+            ip_restricted,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
             last_used: std::sync::atomic::AtomicI64::new(0),
         }
     }))
+}
+
+/// A key's allowlist as stored, and whether the key is restricted. A list that does not read
+/// back (a corrupt entry, corrupt JSON) restricts the key to nowhere: it fails closed.
+fn allowlist(key_id: &str, stored: &str) -> (Vec<Cidr>, bool) {
+    let entries: Option<Vec<String>> = serde_json::from_str(stored).ok();
+    let parsed: Option<Vec<Cidr>> =
+        entries.as_ref().and_then(|e| e.iter().map(|c| Cidr::parse(c).ok()).collect());
+    match (entries, parsed) {
+        (Some(entries), Some(cidrs)) => {
+            let restricted = !entries.is_empty();
+            (cidrs, restricted)
+        }
+        _ => {
+            tracing::error!(
+                key = key_id,
+                "a key's IP allowlist does not read back; the key is refused everywhere"
+            );
+            (Vec::new(), true)
+        }
+    }
 }
 
 /// A key's own limits as stored (one nullable column per window).

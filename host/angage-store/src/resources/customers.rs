@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::store::{
-    Arg, ListParams, Listing, Located, Page, ResourceError, Result, changed_meanwhile, delete_located,
-    fetch_by, from_json_text, is_code, locate, next_code, page, to_json_text,
+    Arg, ListParams, Listing, Located, Page, ResourceError, Result, changed_meanwhile, contains_pattern,
+    delete_located, fetch_by, from_json_text, is_code, locate, next_code, page, to_json_text,
 };
 use crate::db::Db;
 use angage_core::clock::rfc3339;
@@ -232,7 +232,7 @@ pub async fn list(
                 q.and("LOWER(email) = ?", [Arg::Text(email.to_lowercase())]);
             }
             if let Some(name) = &filter.name {
-                q.and("LOWER(name) LIKE ?", [Arg::Text(format!("%{}%", name.to_lowercase()))]);
+                q.and("LOWER(name) LIKE ? ESCAPE '\\'", [Arg::Text(contains_pattern(name))]);
             }
         })
         .await?;

@@ -5,8 +5,8 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::store::{
-    Arg, ListParams, Listing, Located, Page, ResourceError, Result, changed_meanwhile, delete_located,
-    fetch_by, from_json_text, locate, page, to_json_text,
+    Arg, ListParams, Listing, Located, Page, ResourceError, Result, changed_meanwhile, contains_pattern,
+    delete_located, fetch_by, from_json_text, locate, page, to_json_text,
 };
 use crate::db::{Db, is_unique_violation};
 use angage_core::clock::rfc3339;
@@ -242,7 +242,7 @@ pub async fn list(
     let rows: Vec<Row> = listing
         .rows(&mut conn, SELECT, tenant, params, |q| {
             if let Some(name) = name {
-                q.and("LOWER(name) LIKE ?", [Arg::Text(format!("%{}%", name.to_lowercase()))]);
+                q.and("LOWER(name) LIKE ? ESCAPE '\\'", [Arg::Text(contains_pattern(name))]);
             }
         })
         .await?;

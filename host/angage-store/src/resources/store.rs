@@ -318,6 +318,21 @@ async fn cursor_time(
     }
 }
 
+/// A `LIKE` pattern (with `ESCAPE '\'`) for text containing `needle`, lowercased: the client's
+/// `%`, `_` and `\` are matched as themselves, not as wildcards.
+pub fn contains_pattern(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len() + 2);
+    out.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 /// JSON stored as TEXT.
 pub fn to_json_text(value: &impl Serialize) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "{}".into())

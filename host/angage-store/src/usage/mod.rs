@@ -41,6 +41,53 @@ pub struct UsageRecord {
     pub at_ms: i64,
 }
 
+/// What a usage record may hold: its fields come from clients and plugins, and are kept for
+/// the retention period, so each is bounded and NUL-free before it is stored.
+const MAX_FIELD: usize = 200;
+const MAX_DETAIL: usize = 500;
+const MAX_TAGS: usize = 16;
+const MAX_TAG_VALUE: usize = 256;
+/// A latency longer than a day is recorded as a day (sums must not overflow).
+const MAX_LATENCY_US: u64 = 86_400_000_000;
+
+impl UsageRecord {
+    /// This record with every field within bounds.
+    pub fn bounded(mut self) -> Self {
+        let clip = |s: &mut String, max: usize| *s = bounded_text(s, max);
+        let clip_opt = |s: &mut Option<String>, max: usize| {
+            if let Some(v) = s.as_mut() {
+                *v = bounded_text(v, max);
+            }
+        };
+        clip_opt(&mut self.tenant_id, 64);
+        clip_opt(&mut self.key_id, 64);
+        clip(&mut self.endpoint, MAX_FIELD);
+        clip(&mut self.module, 64);
+        clip(&mut self.status_class, 8);
+        clip_opt(&mut self.error_code, 64);
+        clip_opt(&mut self.error_detail, MAX_DETAIL);
+        self.latency_us = self.latency_us.min(MAX_LATENCY_US);
+        self.tags.truncate(MAX_TAGS);
+        for (k, v) in &mut self.tags {
+            clip(k, 64);
+            clip(v, MAX_TAG_VALUE);
+        }
+        self
+    }
+}
+
+/// At most `max` characters, NUL and other control characters shown as `\u{fffd}`.
+fn bounded_text(s: &str, max: usize) -> String {
+    if s.len() <= max && !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max).map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
 enum Msg {
     Event(Box<UsageRecord>),
     Flush(oneshot::Sender<()>),
@@ -153,7 +200,7 @@ impl UsageSink {
 
     /// Queues an event; when the buffer is full the event is dropped and counted.
     pub fn record(&self, event: UsageRecord) {
-        match self.tx.try_send(Msg::Event(Box::new(event))) {
+        match self.tx.try_send(Msg::Event(Box::new(event.bounded()))) {
             Ok(()) => {
                 self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                 metrics::gauge!("angage_usage_buffer_depth")
@@ -435,10 +482,13 @@ pub async fn retain(
     settings: &angage_core::config::UsageSettings,
     now_ms: i64,
 ) -> Result<u64, sqlx::Error> {
-    let days = |d: u64| i64::try_from(d).unwrap_or(i64::MAX / DAY_MS);
-    let raw_before = now_ms - days(settings.raw_retention_days) * DAY_MS;
-    let minute_before = (now_ms - days(settings.minute_retention_days) * DAY_MS).div_euclid(MINUTE_MS);
-    let day_before = (now_ms - days(settings.daily_retention_days) * DAY_MS).div_euclid(DAY_MS);
+    // However many days a setting names, the cut-off is never later than the epoch (a huge
+    // number must keep everything, not wrap around and delete everything).
+    let before =
+        |d: u64| now_ms.saturating_sub(i64::try_from(d).unwrap_or(i64::MAX).saturating_mul(DAY_MS)).max(0);
+    let raw_before = before(settings.raw_retention_days);
+    let minute_before = before(settings.minute_retention_days).div_euclid(MINUTE_MS);
+    let day_before = before(settings.daily_retention_days).div_euclid(DAY_MS);
     let mut removed = 0;
     for (sql, bound) in [
         ("DELETE FROM usage_events WHERE created_at < $1", raw_before),

@@ -211,7 +211,7 @@ struct KeyRow {
 pub async fn keys(db: &Db, tenant: &TenantId, period: Period) -> Result<Vec<KeyUsage>> {
     let rows: Vec<KeyRow> = sqlx::query_as(
         "SELECT u.key_id, CAST(SUM(u.requests) AS BIGINT) AS requests, k.name, k.display_prefix, k.environment FROM usage_daily u \
-         LEFT JOIN api_keys k ON k.id = u.key_id WHERE u.tenant_id = $1 AND u.day >= $2 AND u.day <= $3 AND u.key_id <> '' \
+         LEFT JOIN api_keys k ON k.id = u.key_id AND k.tenant_id = u.tenant_id WHERE u.tenant_id = $1 AND u.day >= $2 AND u.day <= $3 AND u.key_id <> '' \
          GROUP BY u.key_id, k.name, k.display_prefix, k.environment ORDER BY 2 DESC, u.key_id",
     )
     .bind(&tenant.0)
@@ -391,7 +391,7 @@ pub async fn recent_errors(db: &Db, tenant: &TenantId, params: &ListParams) -> R
     let mut conn = db.conn().await?;
     let listing = Listing { table: "usage_events", alias: "e.", id_col: "id" };
     let select = "SELECT e.id, e.created_at, e.status, e.error_code, e.error_detail, e.endpoint, e.key_id, \
-                  k.name AS key_name FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id";
+                  k.name AS key_name FROM usage_events e LEFT JOIN api_keys k ON k.id = e.key_id AND k.tenant_id = e.tenant_id";
     let rows: Vec<ErrorRow> = listing
         .rows(&mut conn, select, tenant, params, |q| {
             q.and("e.status >= ?", [crate::resources::store::Arg::Int(400)]);

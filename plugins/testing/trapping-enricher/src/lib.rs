@@ -1,6 +1,7 @@
 //! Test fixture: a usage enricher that traps (panics) on requests whose path contains `trap`
 //! and tags every other event `enriched=yes`. The host must still record every event, and
-//! enrich the ones after a trap on a fresh instance.
+//! enrich the ones after a trap on a fresh instance. On paths containing `oversize` it returns
+//! what no store should keep: a latency of `u64::MAX`, a 10 000-character endpoint, 100 tags.
 
 use angage_plugin_sdk::{Key, PluginInfo, Request, Tag, UsageEnricher, UsageEvent};
 
@@ -14,6 +15,12 @@ impl UsageEnricher for Trapping {
     fn enrich(request: &Request, _key: Option<&Key>, mut event: UsageEvent) -> UsageEvent {
         if request.path().contains("trap") {
             panic!("trapping enricher traps on purpose");
+        }
+        if request.path().contains("oversize") {
+            event.latency_us = u64::MAX;
+            event.endpoint = "E".repeat(10_000);
+            event.tags = (0..100).map(|i| Tag { key: format!("t{i}"), value: "v".repeat(10_000) }).collect();
+            return event;
         }
         event.tags.push(Tag { key: "enriched".into(), value: "yes".into() });
         event
