@@ -286,3 +286,65 @@ async fn a_secure_session_cookie_carries_the_host_prefix() {
     assert_eq!(me.status(), 200);
     app.stop().await;
 }
+
+/// `GET /customers` answers the store has recorded, for the demo tenant.
+async fn recorded_gets(app: &crate::helpers::TestApp) -> i64 {
+    app.state.usage.flush().await;
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_events WHERE endpoint = 'GET /customers'")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .expect("count");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clients_strings_stall_nothing_and_are_echoed_bounded() {
+    for backend in crate::helpers::backends() {
+        let app = crate::helpers::spawn_app(backend).await;
+        let v1 = app.v1().await;
+        let huge = "x".repeat(900 * 1024);
+        for body in [json!({"na\u{0}me": 1, "email": "a@b.example.com"}), json!({huge.clone(): 1})] {
+            let r = v1.post("/v1/customers", body).await;
+            assert_eq!(r.status, 422, "{backend:?}");
+            let text = r.body.to_string();
+            assert!(text.len() < 4096, "{backend:?}: an answer of {} bytes", text.len());
+        }
+        let many: String = (0..5000).map(|i| format!("p{i}=1")).collect::<Vec<_>>().join("&");
+        let r = v1.get(&format!("/v1/customers?{many}")).await;
+        assert_eq!(r.status, 400);
+        assert!(
+            r.body.to_string().len() < 8192,
+            "{backend:?}: {} bytes for 5000 parameters",
+            r.body.to_string().len()
+        );
+        // Usage recording goes on: the next 1,000 requests are all counted.
+        let before = recorded_gets(&app).await;
+        for _ in 0..1000 {
+            assert_eq!(v1.get("/v1/customers").await.status, 200);
+        }
+        assert_eq!(recorded_gets(&app).await - before, 1000, "{backend:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_database_refuses_is_dropped_alone() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let v1 = app.v1().await;
+    // A row the database will never take, as a poisoned event would be.
+    sqlx::raw_sql(
+        "CREATE TRIGGER poison BEFORE INSERT ON usage_events WHEN NEW.error_detail LIKE '%poison%' \
+         BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+    )
+    .execute(&app.state.db.pool)
+    .await
+    .expect("trigger");
+    let before = recorded_gets(&app).await;
+    assert_eq!(v1.get("/v1/customers/poison").await.status, 404);
+    for _ in 0..1000 {
+        assert_eq!(v1.get("/v1/customers").await.status, 200);
+    }
+    assert_eq!(recorded_gets(&app).await - before, 1000, "everything but the refused event is written");
+    assert_eq!(app.state.usage.dropped(), 1);
+    app.stop().await;
+}

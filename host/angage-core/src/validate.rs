@@ -19,9 +19,13 @@ pub struct FieldError {
 #[derive(Debug, Default)]
 pub struct Errors(pub Vec<FieldError>);
 
+/// Errors reported for one body at most; past that one more entry says the rest were left out
+/// (a body of 5 000 bad fields gets an answer of 21 entries, not 5 000).
+pub const MAX_ERRORS: usize = 20;
+
 impl Errors {
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(FieldError { field: field.into(), message: message.into() });
+        push_bounded(&mut self.0, FieldError { field: field.into(), message: message.into() });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -32,6 +36,29 @@ impl Errors {
     pub fn finish<T>(self, value: impl FnOnce() -> T) -> Result<T, Vec<FieldError>> {
         if self.0.is_empty() { Ok(value()) } else { Err(self.0) }
     }
+}
+
+/// Adds `error` unless `MAX_ERRORS` are listed already; the first one over says so.
+pub fn push_bounded(errors: &mut Vec<FieldError>, error: FieldError) {
+    match errors.len() {
+        n if n < MAX_ERRORS => errors.push(error),
+        n if n == MAX_ERRORS => errors.push(FieldError {
+            field: String::new(),
+            message: "more errors were found and are not listed".into(),
+        }),
+        _ => {}
+    }
+}
+
+/// A name the client chose, as an error message may show it: at most 64 characters, control
+/// characters escaped, so nobody's string is echoed at length.
+pub fn shown_name(name: &str) -> String {
+    const MAX: usize = 64;
+    let mut out: String = name.chars().take(MAX).flat_map(char::escape_default).collect();
+    if name.chars().count() > MAX {
+        out.push('…');
+    }
+    out
 }
 
 /// Reports every string value (and object key) under `value` that contains a NUL character.
@@ -97,7 +124,7 @@ impl<'v> Input<'v> {
     pub fn known(&self, allowed: &[&str], errors: &mut Errors) {
         for key in self.map.keys() {
             if !allowed.contains(&key.as_str()) {
-                errors.push(self.field_path(key), "unknown field");
+                errors.push(self.field_path(&shown_name(key)), "unknown field");
             }
         }
     }

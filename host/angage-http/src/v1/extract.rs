@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::Problem;
 use angage_core::clock::parse_rfc3339;
 use angage_core::tenant::TenantId;
-use angage_core::validate::FieldError;
+use angage_core::validate::{FieldError, push_bounded, shown_name};
 use angage_store::resources::store::{ListParams, ResourceError};
 
 /// The caller's tenant, placed in the request extensions by the authentication stage.
@@ -106,7 +106,9 @@ impl QueryMap {
                     Ok(n) if (1..=100).contains(&n) => params.limit = n,
                     _ => errors.push(field(key, "must be an integer from 1 to 100")),
                 },
-                _ if value.contains('\0') => errors.push(field(key, "must not contain NUL characters")),
+                _ if value.contains('\0') => {
+                    push_bounded(&mut errors, field(&shown_name(key), "must not contain NUL characters"))
+                }
                 "starting_after" => params.starting_after = Some(value.clone()),
                 "created_after" | "created_before" => match parse_rfc3339(value) {
                     Some(t) if key == "created_after" => params.created_after = Some(t),
@@ -116,7 +118,7 @@ impl QueryMap {
                     }
                 },
                 other if filters.contains(&other) => {}
-                _ => errors.push(field(key, "unknown query parameter")),
+                _ => push_bounded(&mut errors, field(&shown_name(key), "unknown query parameter")),
             }
         }
         if errors.is_empty() {

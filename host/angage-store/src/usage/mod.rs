@@ -327,13 +327,13 @@ async fn writer(
             take(m, &mut batch, &mut last, &mut waiters);
         }
         if !batch.is_empty() {
-            match write(&db, &batch, Some((&node, last))).await {
+            match write_bisecting(&db, &batch, (&node, last), &stats).await {
                 Ok(()) => {
-                    stats.written.fetch_add(batch.len() as u64, Ordering::Relaxed);
                     committed.store(last, Ordering::Release);
                     batch.clear();
                 }
-                Err(e) => {
+                Err((e, settled)) => {
+                    batch.drain(..settled);
                     tracing::error!(error = %e, events = batch.len(), "cannot write usage events; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     if batch.len() > 100_000 {
@@ -348,9 +348,51 @@ async fn writer(
             let _ = w.send(());
         }
     }
-    if !batch.is_empty() && write(&db, &batch, Some((&node, last))).await.is_ok() {
+    if !batch.is_empty() && write_bisecting(&db, &batch, (&node, last), &stats).await.is_ok() {
         committed.store(last, Ordering::Release);
     }
+}
+
+/// Writes a batch; when the database refuses it (not merely unreachable), the batch is halved
+/// until the refused events stand alone, and those are dropped and counted: one poisoned
+/// event never stops everyone's analytics. `Err` only while the database cannot be reached,
+/// with how many of the batch's first events are settled (written or dropped) by then.
+async fn write_bisecting(
+    db: &Db,
+    batch: &[UsageRecord],
+    mark: (&str, u64),
+    stats: &Stats,
+) -> Result<(), (sqlx::Error, usize)> {
+    // Halves to try in order (a stack, left on top), so what is settled is always a prefix;
+    // the spool's mark goes with the last half.
+    let mut pending: Vec<(&[UsageRecord], bool)> = vec![(batch, true)];
+    let mut settled = 0;
+    while let Some((part, with_mark)) = pending.pop() {
+        let m = with_mark.then_some(mark);
+        match write(db, part, m).await {
+            Ok(()) => {
+                stats.written.fetch_add(part.len() as u64, Ordering::Relaxed);
+                settled += part.len();
+            }
+            Err(e) if crate::db::is_unavailable(&e) => return Err((e, settled)),
+            Err(e) if part.len() == 1 => {
+                tracing::error!(error = %e, "a usage event the database refuses was dropped");
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("angage_usage_dropped_total").increment(1);
+                metrics::counter!("angage_usage_refused_total").increment(1);
+                settled += 1;
+                if with_mark {
+                    write(db, &[], m).await.map_err(|e| (e, settled))?;
+                }
+            }
+            Err(_) => {
+                let (left, right) = part.split_at(part.len() / 2);
+                pending.push((right, with_mark));
+                pending.push((left, false));
+            }
+        }
+    }
+    Ok(())
 }
 
 const MINUTE_MS: i64 = 60_000;
