@@ -110,6 +110,7 @@
 extern crate self as angage_plugin_sdk;
 
 pub mod cidr;
+pub mod forwarded;
 mod handles;
 pub mod keyfmt;
 pub mod mock;

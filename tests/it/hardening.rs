@@ -348,3 +348,93 @@ async fn an_event_the_database_refuses_is_dropped_alone() {
     assert_eq!(app.state.usage.dropped(), 1);
     app.stop().await;
 }
+
+/// The server's peak resident memory, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_is_checked_a_few_at_a_time_and_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = crate::helpers::start_binary(dir.path());
+    server.wait_for_stdout(|out| out.contains("Admin login").then_some(()));
+    let before = peak_rss_kib(server.pid());
+    let http = reqwest::Client::new();
+    let url = format!("http://{}/admin/v1/login", server.addr);
+    let sent: Vec<_> = (0..50)
+        .map(|i| {
+            http.post(&url).json(&json!({"email": format!("u{i}@demo.local"), "password": "wrong password"}))
+        })
+        .collect();
+    let answers = crate::race::race(sent).await;
+    assert_eq!(crate::race::count(&answers, 200), 0, "all refused");
+    let busy = answers.iter().filter(|(s, b)| *s == 429 && b["code"] == "login_busy").count();
+    let checked = crate::race::count(&answers, 401);
+    assert!(busy > 0 && checked <= 25, "{checked} checked, {busy} told to retry: {answers:?}");
+    let grew = peak_rss_kib(server.pid()).saturating_sub(before);
+    // Two checks at once at 19 MiB each, and some slack; 50 at once would be about 950 MiB.
+    assert!(grew < 120 * 1024, "peak memory grew by {} MiB", grew / 1024);
+    let (code, _) = tokio::task::spawn_blocking(move || server.sigterm_and_wait()).await.expect("stop");
+    assert_eq!(code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_one_clients_failures_lock_out_only_that_client() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+    let app = spawn_with(db, settings).await;
+    let banner = app.banner.clone().expect("banner");
+    let login = |from: &str, email: &str, password: &str| {
+        app.http
+            .post(app.url("/admin/v1/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    for i in 0..25 {
+        login("203.0.113.66", &format!("u{i}@demo.local"), "nope").await.expect("send");
+    }
+    let attacker = login("203.0.113.66", &banner.admin_email, &banner.admin_password).await.expect("send");
+    assert_eq!(attacker.status(), 429, "the guessing address is locked");
+    let owner = login("198.51.100.7", &banner.admin_email, &banner.admin_password).await.expect("send");
+    assert_eq!(owner.status(), 200, "everyone else behind the proxy still logs in");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_without_a_valid_key_is_limited_per_address_and_not_kept() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let v1 = app.v1().await;
+    // A made-up key of the right shape (checksum and all): it reaches the stages, and fails.
+    let made_up =
+        angage_store::keys::ApiKey::generate(angage_core::key::Environment::Live).expose().to_owned();
+    let mut statuses = Vec::new();
+    for i in 0..140 {
+        let r = if i % 2 == 0 {
+            app.with_key(&made_up).get("/v1/customers").await
+        } else {
+            app.with_key("").get("/v1/customers").await
+        };
+        statuses.push((r.status, r.body["code"].as_str().unwrap_or("").to_owned()));
+    }
+    let unauthorized = statuses.iter().filter(|(s, _)| *s == 401).count();
+    let limited = statuses.iter().filter(|(s, c)| *s == 429 && c == "rate_limited").count();
+    assert_eq!((unauthorized, limited), (120, 20), "{statuses:?}");
+    assert_eq!(v1.get("/v1/customers").await.status, 200, "a valid key from the same address still works");
+    app.state.usage.flush().await;
+    let (orphans,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM usage_events WHERE tenant_id IS NULL")
+        .fetch_one(&app.state.db.pool)
+        .await
+        .expect("count");
+    assert_eq!(orphans, 0, "requests no tenant's key named are counted, not kept");
+    app.clock.advance_ms(60_000);
+    assert_eq!(app.with_key(&made_up).get("/v1/customers").await.status, 401, "the next minute starts over");
+    app.stop().await;
+}

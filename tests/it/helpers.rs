@@ -563,6 +563,11 @@ impl BinaryServer {
         crate::wait::until_blocking(Duration::from_secs(10), "printed on stdout", || find(&self.stdout()))
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process at once (SIGKILL), as a crash would.
     pub(crate) fn kill(mut self) {
         let _ = self.child.kill();

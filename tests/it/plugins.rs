@@ -163,6 +163,30 @@ async fn trusted_proxies_may_vouch_for_https_and_the_client_address() {
     assert_eq!(v1.send(via("https", "203.0.113.9")).await.status, 200);
     assert_eq!(code(&v1.send(via("http", "203.0.113.9")).await), (403, "https_required".into()));
     assert_eq!(code(&v1.send(via("https", "198.51.100.1")).await), (403, "ip_not_allowed".into()));
+    // A client that writes an allowed address itself is found out by the hop the proxy
+    // appended, on its own line or in one list; likewise for the scheme.
+    let spoofed = |proto: &[&str], fwd: &[&str]| {
+        let mut r = v1.request(reqwest::Method::GET, "/v1/customers");
+        for p in proto {
+            r = r.header("x-forwarded-proto", *p);
+        }
+        for f in fwd {
+            r = r.header("x-forwarded-for", *f);
+        }
+        r
+    };
+    assert_eq!(
+        code(&v1.send(spoofed(&["https"], &["203.0.113.9", "198.51.100.1"])).await),
+        (403, "ip_not_allowed".into())
+    );
+    assert_eq!(
+        code(&v1.send(spoofed(&["https"], &["203.0.113.9, 198.51.100.1"])).await),
+        (403, "ip_not_allowed".into())
+    );
+    assert_eq!(
+        code(&v1.send(spoofed(&["https", "http"], &["203.0.113.9"])).await),
+        (403, "https_required".into())
+    );
     app.stop().await;
 }
 

@@ -47,8 +47,11 @@ pub struct PolicyRequest {
     pub module: String,
     pub operation: Operation,
     pub headers: HeaderMap,
-    /// The TCP peer's address.
+    /// The TCP peer's address (a proxy, when there is one), as the contract gives plugins.
     pub client_ip: String,
+    /// The client's address as the host judges it: behind `server.trusted_proxies`, the
+    /// rightmost forwarded address that is not one of them.
+    pub origin: Option<std::net::IpAddr>,
     pub scheme: &'static str,
     pub time_ms: i64,
 }

@@ -8,6 +8,7 @@ mod console;
 mod docs;
 mod health;
 mod observe;
+mod origin;
 mod oversize;
 mod pipeline;
 mod problem;
@@ -32,6 +33,7 @@ use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use observe::REQUEST_ID;
+pub use origin::TrustedProxies;
 pub use problem::{Problem, ProblemBody, ProblemCode};
 pub use serve::{Listener, serve};
 
@@ -46,11 +48,15 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<KeyCache>,
     pub throttle: LoginThrottle,
+    /// Password checks allowed at once (`admin.password_checks`).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
     /// The policy stages every `/v1` request passes.
     pub policy: Arc<dyn Policy>,
     pub usage: UsageSink,
     pub tenant_settings: Arc<SettingsCache>,
     pub rules: Arc<RuleSet>,
+    /// `server.trusted_proxies`, parsed.
+    pub proxies: TrustedProxies,
 }
 
 impl std::ops::Deref for AppState {
@@ -91,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(problem::problems_only))
+        .layer(middleware::from_fn_with_state(state.clone(), origin::layer))
         .layer(middleware::from_fn(observe::observe))
         .with_state(state)
 }

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::origin::Origin;
 use super::rate_headers::rate_headers;
 use super::{AppState, Problem, ProblemCode};
 
@@ -75,6 +76,7 @@ fn policy_request(req: &Request, matched: Option<MatchedPath>, now: i64) -> Arc<
     let route = matched.map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     let client_ip =
         req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
+    let origin = req.extensions().get::<Origin>().and_then(|o| o.ip);
     let method = req.method().as_str().to_owned();
     Arc::new(PolicyRequest {
         module: PolicyRequest::module_of(&route).to_owned(),
@@ -84,6 +86,7 @@ fn policy_request(req: &Request, matched: Option<MatchedPath>, now: i64) -> Arc<
         method,
         headers: req.headers().clone(),
         client_ip,
+        origin,
         scheme: if req.uri().scheme_str() == Some("https") { "https" } else { "http" },
         time_ms: now,
     })

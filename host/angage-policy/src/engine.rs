@@ -21,6 +21,7 @@ use crate::plugins::counters::Counters;
 use crate::plugins::store_data::HostCtx;
 use crate::plugins::{KeyRef, PluginRuntime, Prefetched, watch};
 use crate::refusals;
+use crate::unauthenticated::Unauthenticated;
 
 /// What the engine uses of the rest of the host.
 #[derive(Clone)]
@@ -62,6 +63,7 @@ pub struct PolicyEngine {
     plugins: Arc<PluginRuntime>,
     lanes: Lanes,
     enrich: EnrichQueue,
+    unauthenticated: Unauthenticated,
     _watcher: notify::RecommendedWatcher,
 }
 
@@ -79,7 +81,8 @@ impl PolicyEngine {
             settings.plugins.lanes,
         );
         let enrich = EnrichQueue::start(plugins.clone(), services.usage.clone());
-        Ok(Self { services, plugins, lanes, enrich, _watcher: watcher })
+        let unauthenticated = Unauthenticated::new(settings.server.unauthenticated_per_minute);
+        Ok(Self { services, plugins, lanes, enrich, unauthenticated, _watcher: watcher })
     }
 
     /// The key the credential names and its tenant's settings, read here so a cache miss
@@ -122,7 +125,24 @@ impl Policy for PolicyEngine {
                 },
                 None => None,
             };
-            self.lanes.decide(request, prefetched).await
+            let (origin, now) = (request.origin, request.time_ms);
+            if prefetched.is_none()
+                && let Some(retry) = self.unauthenticated.over(origin, now)
+            {
+                return Verdict {
+                    outcome: Outcome::Refused(refusals::unauthenticated(retry)),
+                    caller: None,
+                    settings: None,
+                    presented: None,
+                    rate: None,
+                    rule: None,
+                };
+            }
+            let verdict = self.lanes.decide(request, prefetched).await;
+            if matches!(&verdict.outcome, Outcome::Refused(r) if r.status == 401) {
+                self.unauthenticated.refused(origin, now);
+            }
+            verdict
         })
     }
 
@@ -135,10 +155,12 @@ impl Policy for PolicyEngine {
     }
 }
 
-/// `Authorization: Bearer ...` or `X-API-Key: ...`.
+/// The presented credential, read exactly as the built-in authenticator reads it (the SDK's
+/// one parser), so what the host prefetches is what the plugin looks up.
 pub(crate) fn credential(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        return v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim);
-    }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    let header = |name: http::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    angage_plugin_sdk::forwarded::credential(
+        header(http::header::AUTHORIZATION),
+        header(http::header::HeaderName::from_static("x-api-key")),
+    )
 }

@@ -10,5 +10,6 @@ pub mod plugins;
 mod refusals;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod unauthenticated;
 
 pub use engine::{PolicyEngine, Services, StartError};

@@ -48,6 +48,18 @@ pub(crate) fn rate_limited(window: Option<&str>, retry: u64, send_retry_after: b
     }
 }
 
+/// 429 for an address that has sent too many requests without a valid key.
+pub(crate) fn unauthenticated(retry: u64) -> Refusal {
+    Refusal {
+        status: 429,
+        code: "rate_limited".into(),
+        detail: format!(
+            "Too many requests without a valid API key from this address; retry in {retry} seconds"
+        ),
+        retry_after: Some(retry),
+    }
+}
+
 /// 503 when the store could not say who the caller is or what their tenant allows.
 pub(crate) fn store_unavailable(e: &sqlx::Error) -> Refusal {
     tracing::error!(error = %e, "reading the caller's key or tenant settings");

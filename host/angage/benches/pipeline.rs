@@ -89,6 +89,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
             operation: Operation::Read,
             headers,
             client_ip: "127.0.0.1".into(),
+        origin: None,
             scheme: "http",
             time_ms: 0,
         });

@@ -104,12 +104,14 @@ impl App {
             None => engine.clone(),
         };
         let state = AppState::new(Inner {
+            proxies: angage_http::TrustedProxies::new(&settings.server.trusted_proxies),
             settings: (*settings).clone(),
             db,
             metrics,
             clock: deps.clock,
             keys,
             throttle,
+            password_checks: Arc::new(tokio::sync::Semaphore::new(settings.admin.password_checks.max(1))),
             policy,
             usage,
             tenant_settings,

@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 use angage_plugin_sdk::cidr::Cidr;
+use angage_plugin_sdk::forwarded;
 use angage_plugin_sdk::{
     Authenticator, Denial, Environment, Key, KeyState, PluginInfo, Request, host, keyfmt,
 };
@@ -62,31 +63,24 @@ fn environment_name(e: Environment) -> &'static str {
     }
 }
 
-/// The presented credential, if any.
+/// The presented credential, read as the host reads it.
 fn credential(request: &Request) -> Option<String> {
-    if let Some(auth) = request.header("authorization") {
-        let (scheme, token) = auth.split_once(' ')?;
-        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
-    }
-    request.header("x-api-key").map(|k| k.trim().to_owned())
+    let (auth, api_key) = (request.header("authorization"), request.header("x-api-key"));
+    forwarded::credential(auth.as_deref(), api_key.as_deref()).map(str::to_owned)
 }
 
-/// The client's address and scheme, believing forwarding headers only from trusted proxies.
+/// The client's address and scheme, believing forwarding headers only from trusted proxies
+/// (every `X-Forwarded-*` line; the rightmost untrusted hop is the client).
 fn client(request: &Request, cfg: &Config) -> (Option<IpAddr>, String) {
     let peer: Option<IpAddr> = request.client_ip().parse().ok();
+    let headers = request.headers();
+    let values = |name: &str| -> Vec<&str> {
+        headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str()).collect()
+    };
     let trusted = |ip: &IpAddr| cfg.trusted_proxies.iter().any(|c| c.contains(*ip));
-    if !peer.as_ref().is_some_and(trusted) {
-        return (peer, request.scheme());
-    }
-    // The rightmost address that is not one of our proxies is the client.
-    let forwarded = request.header("x-forwarded-for").and_then(|v| {
-        v.split(',').rev().filter_map(|a| a.trim().parse::<IpAddr>().ok()).find(|a| !trusted(a))
-    });
-    let scheme = request
-        .header("x-forwarded-proto")
-        .and_then(|p| p.split(',').next().map(|p| p.trim().to_ascii_lowercase()))
-        .unwrap_or_else(|| request.scheme());
-    (forwarded.or(peer), scheme)
+    let (ip, scheme) =
+        forwarded::client(peer, &values("x-forwarded-for"), &values("x-forwarded-proto"), trusted);
+    (ip, scheme.unwrap_or_else(|| request.scheme()))
 }
 
 fn check_key(key: &Key, state: &KeyState, request: &Request, cfg: &Config) -> Result<(), Denial> {

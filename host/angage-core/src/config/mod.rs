@@ -54,6 +54,13 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// How long graceful shutdown waits for requests in flight, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Proxies (CIDR blocks) whose `X-Forwarded-For` and `X-Forwarded-Proto` the host believes,
+    /// for the client address it throttles and limits by and for HTTPS (HSTS). The API-key
+    /// plugin has its own list (`plugins.config.apikey-auth.trusted_proxies`).
+    pub trusted_proxies: Vec<String>,
+    /// Requests a minute one client address may make without a valid API key (missing,
+    /// malformed or unknown); beyond it they get 429 before any policy stage runs.
+    pub unauthenticated_per_minute: u64,
     /// Empty: `/metrics` answers clients on loopback addresses only. Set: it answers requests
     /// that present it as `Authorization: Bearer <token>`, from anywhere.
     pub metrics_token: String,
@@ -187,12 +194,16 @@ pub struct AdminSettings {
     pub session_ttl_hours: u64,
     /// Mark the session cookie `Secure` (serve the console over HTTPS).
     pub secure_cookies: bool,
-    /// Failed logins per account within the window before the account is locked for the window.
+    /// Failed logins per account within the window before each further attempt waits twice as
+    /// long as the last (1 s, 2 s, 4 s ... up to the window); an account is never locked.
     pub login_max_failures_per_account: u32,
     /// Failed logins per client IP within the window before that IP is locked for the window.
     pub login_max_failures_per_ip: u32,
     /// The throttling window in minutes.
     pub login_window_minutes: u64,
+    /// Password checks (argon2id, `argon2_memory_kib` each) run at once; a login beyond them is
+    /// answered 429 at once instead of waiting with its memory.
+    pub password_checks: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -218,6 +229,8 @@ impl Default for Settings {
                 body_limit_bytes: 1024 * 1024,
                 shutdown_grace_seconds: 30,
                 metrics_token: String::new(),
+                trusted_proxies: Vec::new(),
+                unauthenticated_per_minute: 120,
             },
             database: DatabaseSettings {
                 url: "sqlite://data/angage.db".into(),
@@ -260,6 +273,7 @@ impl Default for Settings {
                 login_max_failures_per_account: 5,
                 login_max_failures_per_ip: 20,
                 login_window_minutes: 15,
+                password_checks: 2,
             },
             usage: UsageSettings {
                 buffer_size: 65536,
@@ -446,6 +460,9 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     if settings.admin.argon2_memory_kib < 8 * settings.admin.argon2_parallelism.max(1) {
         return Err(invalid("admin.argon2_memory_kib", "must be at least 8 KiB per lane".into()));
     }
+    if settings.admin.password_checks == 0 {
+        return Err(invalid("admin.password_checks", "must be at least 1".into()));
+    }
     if settings.admin.argon2_iterations == 0 || settings.admin.argon2_parallelism == 0 {
         return Err(invalid(
             "admin.argon2_iterations",
@@ -463,6 +480,11 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
             "plugins.deadline_ms",
             "deadline, instances and memory limit must be at least 1".into(),
         ));
+    }
+    for (i, proxy) in settings.server.trusted_proxies.iter().enumerate() {
+        if let Err(e) = angage_plugin_sdk::cidr::Cidr::parse(proxy) {
+            return Err(invalid(&format!("server.trusted_proxies[{i}]"), e.to_string()));
+        }
     }
     if settings.database.acquire_timeout_ms == 0 {
         return Err(invalid("database.acquire_timeout_ms", "must be at least 1".into()));

@@ -1,19 +1,19 @@
 //! Login, logout and "who am I".
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{Admin, session_cookie};
+use crate::origin::Origin;
 use crate::v1::extract::{JsonBody, invalid};
 use crate::{AppState, Problem, ProblemBody};
 use angage_core::clock::rfc3339;
 use angage_core::validate::{Errors, Input, Need};
+use angage_store::admins::throttle::Wait;
 use angage_store::admins::{self, sessions};
 
 /// Body of `POST /admin/v1/login`. Documents the body; parsing goes through `Input` so each bad
@@ -58,7 +58,7 @@ pub(super) struct Me {
     ))]
 pub(super) async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(origin): Extension<Origin>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
     let mut e = Errors::default();
@@ -71,8 +71,8 @@ pub(super) async fn login(
         return Err(invalid(e.0));
     }
     let now = state.clock.now_ms();
-    let ip = peer.ip().to_string();
-    if let Some(wait) = state.throttle.locked(&email, &ip, now) {
+    let ip = origin.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    if let Err(Wait(wait)) = state.throttle.begin(&email, &ip, now) {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "login_throttled",
@@ -80,13 +80,22 @@ pub(super) async fn login(
         )
         .with_header(header::RETRY_AFTER, HeaderValue::from(wait)));
     }
+    // argon2 takes tens of MiB and milliseconds per check: only so many run at once, the
+    // rest are told to come back instead of queueing memory.
+    let Ok(_verifying) = state.password_checks.clone().try_acquire_owned() else {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "login_busy",
+            "Too many logins are being checked right now; retry in a second",
+        )
+        .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")));
+    };
     let admin =
         admins::authenticate(&state.db, &state.settings.admin, &email, &password).await.map_err(|e| {
             tracing::error!(error = %e, "login failed");
             Problem::internal()
         })?;
     let Some(admin) = admin else {
-        state.throttle.failed(&email, &ip, now);
         tracing::info!(ip = %ip, "failed admin login");
         return Err(Problem::new(
             StatusCode::UNAUTHORIZED,
@@ -94,7 +103,7 @@ pub(super) async fn login(
             "E-mail or password is incorrect",
         ));
     };
-    state.throttle.succeeded(&email);
+    state.throttle.succeeded(&email, &ip, now);
     let ttl_ms = state.settings.admin.session_ttl_hours as i64 * 3_600_000;
     let session = sessions::create(&state.db, state.keys.pepper(), &admin, ttl_ms, now).await.map_err(db)?;
     let me = me_of(&state, &admin).await?;

@@ -43,6 +43,7 @@ fn sample_request() -> Arc<PolicyRequest> {
         operation: Operation::Read,
         headers: Default::default(),
         client_ip: "127.0.0.1".into(),
+        origin: None,
         scheme: "http",
         time_ms: 0,
     })

@@ -463,7 +463,14 @@ async fn write(db: &Db, batch: &[UsageRecord], spooled: Option<(&str, u64)>) -> 
         .await?;
     }
     // Raw events, many rows per statement (12 parameters a row keeps well under the limits).
-    for chunk in batch.chunks(80) {
+    // A request no tenant's key named (no key, a made-up one) is counted, not kept: it would
+    // belong to nobody's dashboard and only fill the table.
+    let attributed: Vec<&UsageRecord> = batch.iter().filter(|e| e.tenant_id.is_some()).collect();
+    let unattributed = batch.len() - attributed.len();
+    if unattributed > 0 {
+        metrics::counter!("angage_usage_unattributed_total").increment(unattributed as u64);
+    }
+    for chunk in attributed.chunks(80) {
         let mut sql = String::from(
             "INSERT INTO usage_events (id, tenant_id, key_id, endpoint, module, status, status_class, error_code, \
              latency_us, tags, created_at, error_detail) VALUES ",
