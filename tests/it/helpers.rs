@@ -356,8 +356,11 @@ impl TestApp {
 
 /// The `angage` binary built for these tests.
 pub(crate) fn angage_bin() -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_angage"));
-    cmd.env_remove("ANGAGE_PROFILE");
+    without_angage_env(std::process::Command::new(env!("CARGO_BIN_EXE_angage")))
+}
+
+/// `cmd` without the `ANGAGE_*` settings of the environment the tests run in.
+fn without_angage_env(mut cmd: std::process::Command) -> std::process::Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("ANGAGE_") && !key.starts_with("ANGAGE_TEST_") {
             cmd.env_remove(key);
@@ -505,10 +508,21 @@ pub(crate) fn start_binary(dir: &std::path::Path) -> BinaryServer {
 
 /// [`start_binary`] with more command-line arguments.
 pub(crate) fn start_binary_with(dir: &std::path::Path, args: &[&str]) -> BinaryServer {
+    start_command(angage_bin(), dir, args)
+}
+
+/// [`start_binary_with`] under an open-file limit of `files` (soft and hard), set by `prlimit`.
+pub(crate) fn start_binary_limited(dir: &std::path::Path, args: &[&str], files: u64) -> BinaryServer {
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg(format!("--nofile={files}:{files}")).arg("--").arg(env!("CARGO_BIN_EXE_angage"));
+    start_command(without_angage_env(cmd), dir, args)
+}
+
+fn start_command(mut cmd: std::process::Command, dir: &std::path::Path, args: &[&str]) -> BinaryServer {
     use std::io::{BufRead, BufReader, Read};
     use std::process::Stdio;
 
-    let mut child = angage_bin()
+    let mut child = cmd
         .current_dir(dir)
         .args(["--addr", "127.0.0.1:0", "--log-format", "json"])
         .args(args)

@@ -4,6 +4,7 @@
 mod admin_keys;
 mod cli_config;
 mod cli_keys;
+mod connections;
 mod console;
 mod crash;
 mod hardening;

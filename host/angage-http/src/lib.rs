@@ -14,6 +14,7 @@ mod pipeline;
 mod problem;
 mod rate_headers;
 mod serve;
+mod shed;
 pub mod v1;
 
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub use observe::REQUEST_ID;
 pub use origin::TrustedProxies;
 pub use problem::{Problem, ProblemBody, ProblemCode};
 pub use serve::{Listener, serve};
+pub use shed::InFlight;
 
 /// Shared state of one running app.
 #[derive(Clone)]
@@ -57,6 +59,8 @@ pub struct Inner {
     pub rules: Arc<RuleSet>,
     /// `server.trusted_proxies`, parsed.
     pub proxies: TrustedProxies,
+    /// Requests being answered now, against `server.max_in_flight`.
+    pub in_flight: InFlight,
 }
 
 impl std::ops::Deref for AppState {
@@ -98,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(problem::problems_only))
         .layer(middleware::from_fn_with_state(state.clone(), origin::layer))
+        .layer(middleware::from_fn_with_state(state.clone(), shed::layer))
         .layer(middleware::from_fn(observe::observe))
         .with_state(state)
 }

@@ -29,7 +29,7 @@ use crate::refusals;
 
 /// Requests a lane takes at most at once: the last of a batch waits for the ones before it.
 const MAX_BATCH: usize = 64;
-/// Requests waiting per lane before new ones wait to queue.
+/// Requests waiting per lane; beyond it a request is refused at once (503 `overloaded`).
 const CAPACITY: usize = 4096;
 
 /// What a lane needs; not the engine itself, so dropping the engine ends the lanes.
@@ -102,14 +102,17 @@ impl Lanes {
         let presented = prefetched.as_ref().map(|p| p.key.key.clone());
         let (reply, verdict) = oneshot::channel();
         let lane = &self.lanes[thread_lane() % self.lanes.len()];
-        if lane.send(Job { request, prefetched, reply }).await.is_ok()
-            && let Ok(verdict) = verdict.await
-        {
-            return verdict;
-        }
-        // The lane stopped before answering (it never does unless the host has a bug).
+        let refusal = match lane.try_send(Job { request, prefetched, reply }) {
+            Ok(()) => match verdict.await {
+                Ok(verdict) => return verdict,
+                // The lane stopped before answering (it never does unless the host has a bug).
+                Err(_) => refusals::unavailable(None, &"its lane dropped the request"),
+            },
+            Err(mpsc::error::TrySendError::Full(_)) => refusals::overloaded(),
+            Err(mpsc::error::TrySendError::Closed(_)) => refusals::unavailable(None, &"its lane has stopped"),
+        };
         Verdict {
-            outcome: Outcome::Refused(refusals::unavailable(None, &"its lane dropped the request")),
+            outcome: Outcome::Refused(refusal),
             caller: None,
             settings: None,
             presented,

@@ -37,6 +37,18 @@ pub(crate) fn unavailable(stage: Option<Stage>, e: &dyn std::fmt::Display) -> Re
     Refusal { status: 503, code: "policy_unavailable".into(), detail, retry_after: None }
 }
 
+/// 503 when this thread's lane already holds as many requests as it queues: refused at once,
+/// so a burst the plugins cannot keep up with does not grow a queue every tenant waits in.
+pub(crate) fn overloaded() -> Refusal {
+    metrics::counter!("angage_requests_shed_total").increment(1);
+    Refusal {
+        status: 503,
+        code: "overloaded".into(),
+        detail: "The policy stages are answering as many requests as they can; retry shortly".into(),
+        retry_after: Some(1),
+    }
+}
+
 /// 429 for the window that refused the charge.
 pub(crate) fn rate_limited(window: Option<&str>, retry: u64, send_retry_after: bool) -> Refusal {
     let window = window.unwrap_or("window");

@@ -105,6 +105,7 @@ impl App {
         };
         let state = AppState::new(Inner {
             proxies: angage_http::TrustedProxies::new(&settings.server.trusted_proxies),
+            in_flight: angage_http::InFlight::default(),
             settings: (*settings).clone(),
             db,
             metrics,

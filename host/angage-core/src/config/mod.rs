@@ -54,6 +54,20 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// How long graceful shutdown waits for requests in flight, in seconds.
     pub shutdown_grace_seconds: u64,
+    /// Seconds a client has to send a request's headers, counted from when the connection
+    /// opened or the previous response ended: a connection that sends nothing for this long (a
+    /// half-sent request or an idle keep-alive) is closed.
+    pub header_timeout_seconds: u64,
+    /// Seconds a request may take from its headers to its response, body upload included;
+    /// beyond it the client gets 408 and the connection is closed.
+    pub request_timeout_seconds: u64,
+    /// Most open client connections. 0: the open-file limit less a reserve for the database,
+    /// plugins and logs. At the cap the longest-idle connection is closed to admit a new one;
+    /// when none is idle the new one is answered 503 and closed.
+    pub max_connections: usize,
+    /// Most requests being answered at once; beyond it a request gets 503 with `Retry-After`
+    /// at once, before any queue grows.
+    pub max_in_flight: usize,
     /// Proxies (CIDR blocks) whose `X-Forwarded-For` and `X-Forwarded-Proto` the host believes,
     /// for the client address it throttles and limits by and for HTTPS (HSTS). The API-key
     /// plugin has its own list (`plugins.config.apikey-auth.trusted_proxies`).
@@ -228,6 +242,10 @@ impl Default for Settings {
                 addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 body_limit_bytes: 1024 * 1024,
                 shutdown_grace_seconds: 30,
+                header_timeout_seconds: 10,
+                request_timeout_seconds: 30,
+                max_connections: 0,
+                max_in_flight: 4096,
                 metrics_token: String::new(),
                 trusted_proxies: Vec::new(),
                 unauthenticated_per_minute: 120,
@@ -485,6 +503,15 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         if let Err(e) = angage_plugin_sdk::cidr::Cidr::parse(proxy) {
             return Err(invalid(&format!("server.trusted_proxies[{i}]"), e.to_string()));
         }
+    }
+    if settings.server.header_timeout_seconds == 0 {
+        return Err(invalid("server.header_timeout_seconds", "must be at least 1".into()));
+    }
+    if settings.server.request_timeout_seconds == 0 {
+        return Err(invalid("server.request_timeout_seconds", "must be at least 1".into()));
+    }
+    if settings.server.max_in_flight == 0 {
+        return Err(invalid("server.max_in_flight", "must be at least 1".into()));
     }
     if settings.database.acquire_timeout_ms == 0 {
         return Err(invalid("database.acquire_timeout_ms", "must be at least 1".into()));

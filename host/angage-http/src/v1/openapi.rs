@@ -23,7 +23,9 @@ use crate::ProblemBody;
                        `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds) for the window \
                        closest to its limit, and the IETF `RateLimit-Policy` and `RateLimit` fields; a 429 adds \
                        `Retry-After`. Denials: 401 `missing_credentials`, `invalid_api_key`, `expired_api_key`, \
-                       `revoked_api_key`; 403 `insufficient_scope`, `ip_not_allowed`, `https_required`; 429 `rate_limited`."
+                       `revoked_api_key`; 403 `insufficient_scope`, `ip_not_allowed`, `https_required`; 408 `request_timeout` \
+                       (the request was not complete within the server's deadline); 429 `rate_limited`; 503 \
+                       `overloaded` with `Retry-After` when the server sheds load."
     ),
     paths(
         customers::create, customers::list, customers::get, customers::update, customers::delete,
@@ -111,7 +113,8 @@ fn add_code_samples(doc: &mut Value) {
             // Every operation passes the policy pipeline and the store: say what that can answer.
             if let Some(mut unavailable) = op.pointer("/responses/4XX").cloned() {
                 unavailable["description"] = Value::from(
-                    "`policy_unavailable` (a policy plugin failed) or `database_unavailable`; retry later",
+                    "`policy_unavailable` (a policy plugin failed), `database_unavailable`, or `overloaded` \
+                     (shed under load, with `Retry-After`); retry later",
                 );
                 op["responses"]["5XX"] = unavailable;
             }
