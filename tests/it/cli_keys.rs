@@ -129,3 +129,85 @@ fn tenants_admins_and_keys_from_the_command_line() {
     assert_eq!(code, 2);
     assert!(err.contains("--grant") && err.contains("`foo` is not a module"), "{err}");
 }
+
+#[test]
+fn an_operator_changes_and_removes_admins_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (code, _, err) = run(
+        d,
+        &["init", "--tenant", "acme", "--name", "Acme", "--admin-email", "boss@acme.example", "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(
+        d,
+        &[
+            "admins",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "eve@acme.example",
+            "--role",
+            "viewer",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["role"], "viewer");
+    let (code, _, err) = run(
+        d,
+        &["admins", "create", "--tenant", "acme", "--email", "x@acme.example", "--role", "root"],
+        None,
+    );
+    assert_eq!(code, 2, "a bad flag is a usage error");
+    assert!(err.contains("`root` is not a role: use owner, admin or viewer"), "{err}");
+
+    let (code, out, _) = run(d, &["admins", "list", "--tenant", "acme", "--json"], None);
+    assert_eq!(code, 0);
+    let roles: Vec<(String, String)> = json_of(&out)
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|a| (a["email"].as_str().unwrap_or("").into(), a["role"].as_str().unwrap_or("").into()))
+        .collect();
+    assert_eq!(
+        roles,
+        [("boss@acme.example".into(), "owner".into()), ("eve@acme.example".into(), "viewer".into())]
+    );
+
+    let (code, out, err) = run(
+        d,
+        &["admins", "set", "--tenant", "acme", "--email", "eve@acme.example", "--disable", "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(json_of(&out)["disabled_at"].is_string());
+    let (code, _, err) = run(
+        d,
+        &["admins", "set", "--tenant", "acme", "--email", "boss@acme.example", "--role", "admin"],
+        None,
+    );
+    assert_eq!(
+        (code, err.trim()),
+        (
+            1,
+            "error: --email: the tenant's last owner cannot be demoted, disabled or removed; make another owner first"
+        )
+    );
+    let (code, out, err) = run(
+        d,
+        &["admins", "reset-password", "--tenant", "acme", "--email", "boss@acme.example", "--json"],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(json_of(&out)["password"].as_str().is_some_and(|p| p.len() == 20), "generated and shown once");
+    let (code, _, err) =
+        run(d, &["admins", "delete", "--tenant", "acme", "--email", "nobody@acme.example"], None);
+    assert_eq!((code, err.trim()), (1, "error: --email: no admin nobody@acme.example in this tenant"));
+    let (code, _, err) =
+        run(d, &["admins", "delete", "--tenant", "acme", "--email", "eve@acme.example"], None);
+    assert_eq!(code, 0, "{err}");
+}

@@ -146,11 +146,12 @@ async fn requests_past_the_in_flight_cap_are_shed_at_once() {
         conn.write_all(head.as_bytes()).await.expect("write");
         uploads.push(conn);
     }
-    let shed = crate::wait::until(Duration::from_secs(5), "a request shed", async || {
-        let r = v1.get("/v1/customers").await;
-        (r.status == 503).then_some(r)
+    crate::wait::until(Duration::from_secs(10), "both uploads in flight", async || {
+        (app.state.in_flight.now() == 2).then_some(())
     })
     .await;
+    let shed = v1.get("/v1/customers").await;
+    assert_eq!(shed.status, 503, "{:?}", shed.body);
     assert_eq!(shed.code(), "overloaded");
     assert_eq!(shed.headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     drop(uploads);

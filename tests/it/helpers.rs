@@ -291,22 +291,28 @@ impl TestApp {
         angage_store::tenants::create(&self.state.db, slug, slug, T0_MS).await.expect("create tenant").id
     }
 
-    /// Creates a tenant with one admin and logs that admin in.
+    /// Creates a tenant with one admin (its owner) and logs that admin in.
     pub(crate) async fn tenant_admin(&self, slug: &str) -> AdminSession<'_> {
         let id = self.create_tenant(slug).await;
         let email = format!("admin@{slug}.example.com");
-        let password = "correct horse battery staple";
+        self.add_admin(&id, &email, angage_store::admins::Role::Owner).await;
+        self.login(&email, ADMIN_PASSWORD).await
+    }
+
+    /// Adds an admin with [`ADMIN_PASSWORD`] to tenant `tenant_id`.
+    pub(crate) async fn add_admin(&self, tenant_id: &str, email: &str, role: angage_store::admins::Role) {
+        let new = angage_store::admins::NewAdmin { email, password: ADMIN_PASSWORD, role };
+        let tenant = angage_core::tenant::TenantId(tenant_id.to_owned());
         angage_store::admins::create(
             &self.state.db,
             &self.state.settings.admin,
-            &angage_core::tenant::TenantId(id),
-            &email,
-            password,
+            &tenant,
+            &new,
+            "system",
             T0_MS,
         )
         .await
         .expect("create admin");
-        self.login(&email, password).await
     }
 
     /// Logs the first-start admin of tenant `demo` in.
@@ -481,7 +487,14 @@ impl AdminSession<'_> {
     pub(crate) async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
         self.send(self.request(reqwest::Method::PUT, path).json(&body)).await
     }
+
+    pub(crate) async fn delete(&self, path: &str) -> Reply {
+        self.send(self.request(reqwest::Method::DELETE, path)).await
+    }
 }
+
+/// The password of every admin a test adds.
+pub(crate) const ADMIN_PASSWORD: &str = "correct horse battery staple";
 
 /// The real `angage` binary, serving on a port of its own.
 pub(crate) struct BinaryServer {

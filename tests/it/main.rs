@@ -2,6 +2,7 @@
 //! Storage tests run on SQLite always and on PostgreSQL when `ANGAGE_TEST_POSTGRES_URL` is set.
 
 mod admin_keys;
+mod admins;
 mod cli_config;
 mod cli_keys;
 mod connections;

@@ -23,6 +23,11 @@ pub struct InFlight(Arc<AtomicUsize>);
 struct Slot(Arc<AtomicUsize>);
 
 impl InFlight {
+    /// How many requests are being answered now.
+    pub fn now(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+
     fn enter(&self, max: usize) -> Option<Slot> {
         let taken = self.0.fetch_add(1, Ordering::AcqRel);
         let slot = Slot(self.0.clone());

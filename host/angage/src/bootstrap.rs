@@ -80,7 +80,8 @@ pub async fn run(
     };
     let tenant_id = TenantId(tenant.id);
     let password = random_base62(20);
-    admins::create(db, &settings.admin, &tenant_id, DEMO_ADMIN_EMAIL, &password, now).await?;
+    let owner = admins::NewAdmin { email: DEMO_ADMIN_EMAIL, password: &password, role: admins::Role::Owner };
+    admins::create(db, &settings.admin, &tenant_id, &owner, "system", now).await?;
     let key = NewKey {
         name: "Quick start".into(),
         description: Some("Created on first start".into()),

@@ -12,9 +12,11 @@ use crate::origin::Origin;
 use crate::v1::extract::{JsonBody, invalid};
 use crate::{AppState, Problem, ProblemBody};
 use angage_core::clock::rfc3339;
+use angage_core::tenant::TenantId;
 use angage_core::validate::{Errors, Input, Need};
 use angage_store::admins::throttle::Wait;
-use angage_store::admins::{self, sessions};
+use angage_store::admins::{self, Login, Role, sessions};
+use angage_store::tenants::audit;
 
 /// Body of `POST /admin/v1/login`. Documents the body; parsing goes through `Input` so each bad
 /// field is reported.
@@ -24,6 +26,8 @@ use angage_store::admins::{self, sessions};
 pub(super) struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// The tenant's slug, when the same e-mail and password govern several tenants.
+    pub tenant: Option<String>,
 }
 
 /// A started session. The cookie carries the session; `csrf_token` goes in `X-CSRF-Token` on
@@ -43,14 +47,18 @@ pub(super) struct Me {
     pub tenant_id: String,
     pub tenant_slug: String,
     pub tenant_name: String,
+    /// What this session or token may do: `owner`, `admin` or `viewer` (reads only).
+    pub role: Role,
     /// For a console session: the token to send as `X-CSRF-Token` on every change.
     pub csrf_token: Option<String>,
 }
 
 /// Log in
 ///
-/// Starts a console session (an HttpOnly, SameSite=Strict cookie). Failed logins are throttled
-/// per account and per client address (429 with `Retry-After`).
+/// Starts a console session (an HttpOnly, SameSite=Strict cookie). Failed logins slow down per
+/// account and per client address (429 with `Retry-After`); both outcomes are in the tenant's
+/// audit log. When the e-mail and password are an admin's in several tenants, the answer is 409
+/// `tenant_required` naming them: send `tenant`.
 #[utoipa::path(post, path = "/admin/v1/login", tag = "Session", operation_id = "login", request_body = LoginRequest, security(()),
     responses(
         (status = 200, description = "Logged in; `Set-Cookie` carries the session", body = LoginResponse),
@@ -63,9 +71,10 @@ pub(super) async fn login(
 ) -> Result<Response, Problem> {
     let mut e = Errors::default();
     let Some(input) = Input::root(&body, &mut e) else { return Err(invalid(e.0)) };
-    input.known(&["email", "password"], &mut e);
+    input.known(&["email", "password", "tenant"], &mut e);
     let email = input.string("email", Need::Required, 1, 254, &mut e);
     let password = input.string("password", Need::Required, 1, 1024, &mut e);
+    let tenant = input.string("tenant", Need::Optional, 1, 64, &mut e);
     let (Some(email), Some(password)) = (email, password) else { return Err(invalid(e.0)) };
     if !e.is_empty() {
         return Err(invalid(e.0));
@@ -90,22 +99,48 @@ pub(super) async fn login(
         )
         .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")));
     };
-    let admin =
-        admins::authenticate(&state.db, &state.settings.admin, &email, &password).await.map_err(|e| {
+    let login = admins::authenticate(&state.db, &state.settings.admin, &email, &password, tenant.as_deref())
+        .await
+        .map_err(|e| {
             tracing::error!(error = %e, "login failed");
             Problem::internal()
         })?;
-    let Some(admin) = admin else {
-        tracing::info!(ip = %ip, "failed admin login");
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_login",
-            "E-mail or password is incorrect",
-        ));
+    let admin = match login {
+        Login::Admin(admin) => admin,
+        Login::ChooseTenant(slugs) => {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "tenant_required",
+                format!("This login governs several tenants; send `tenant`, one of: {}", slugs.join(", ")),
+            ));
+        }
+        Login::Refused(accounts) => {
+            tracing::info!(ip = %ip, "failed admin login");
+            audit_login_failed(&state, &email, &ip, &accounts, now).await;
+            return Err(Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_login",
+                "E-mail or password is incorrect",
+            ));
+        }
     };
     state.throttle.succeeded(&email, &ip, now);
     let ttl_ms = state.settings.admin.session_ttl_hours as i64 * 3_600_000;
     let session = sessions::create(&state.db, state.keys.pepper(), &admin, ttl_ms, now).await.map_err(db)?;
+    let mut conn = state.db.conn().await.map_err(db)?;
+    let changes = serde_json::json!({"ip": ip});
+    audit::record(
+        &mut conn,
+        &admin.tenant,
+        &admin.email,
+        "admin.login",
+        ("admin", &admin.admin_id),
+        &changes,
+        now,
+    )
+    .await
+    .map_err(db)?;
+    drop(conn);
     let me = me_of(&state, &admin).await?;
     let (name, secure) = cookie_of(&state);
     let cookie = format!(
@@ -166,8 +201,31 @@ async fn me_of(state: &AppState, admin: &admins::AdminCtx) -> Result<Me, Problem
         tenant_id: tenant.id,
         tenant_slug: tenant.slug,
         tenant_name: tenant.name,
+        role: admin.role,
         csrf_token: None,
     })
+}
+
+/// A wrong password for accounts that exist goes in each one's tenant audit, with the claimed
+/// e-mail as the actor; a failure to record it is logged, not answered.
+async fn audit_login_failed(
+    state: &AppState,
+    email: &str,
+    ip: &str,
+    accounts: &[(String, TenantId)],
+    now: i64,
+) {
+    for (admin_id, tenant) in accounts {
+        let recorded = async {
+            let mut conn = state.db.conn().await?;
+            let changes = serde_json::json!({"ip": ip});
+            audit::record(&mut conn, tenant, email, "admin.login_failed", ("admin", admin_id), &changes, now)
+                .await
+        };
+        if let Err(e) = recorded.await {
+            tracing::warn!(error = %e, "cannot audit a failed login");
+        }
+    }
 }
 
 /// The session cookie's name and its `Secure` attribute, as `admin.secure_cookies` says.

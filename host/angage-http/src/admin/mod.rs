@@ -1,6 +1,7 @@
 //! The admin API under `/admin/v1`: what the console and automation use to govern a tenant.
 //! Authenticated by the console's session cookie (writes need the CSRF header) or an admin token.
 
+mod admins;
 mod auth;
 mod keys;
 pub mod openapi;
@@ -18,7 +19,7 @@ use axum::routing::{get, post};
 use subtle::ConstantTimeEq;
 
 use super::{AppState, Problem};
-use angage_store::admins::{AdminCtx, sessions, tokens};
+use angage_store::admins::{AdminCtx, Role, sessions, tokens};
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -46,9 +47,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/rules/dry-run", post(rules::dry_run))
         .route("/admin/v1/rules/versions", get(rules::versions))
         .route("/admin/v1/rules/rollback", post(rules::rollback))
-        .route("/admin/v1/admins", get(tenant::list_admins).post(tenant::create_admin))
-        .route("/admin/v1/tokens", get(tenant::list_tokens).post(tenant::create_token))
-        .route("/admin/v1/tokens/{id}", axum::routing::delete(tenant::revoke_token))
+        .route("/admin/v1/admins", get(admins::list).post(admins::create))
+        .route("/admin/v1/admins/{id}", get(admins::get).put(admins::update).delete(admins::delete))
+        .route("/admin/v1/admins/{id}/password", post(admins::reset_password))
+        .route("/admin/v1/tokens", get(admins::list_tokens).post(admins::create_token))
+        .route("/admin/v1/tokens/{id}", axum::routing::delete(admins::revoke_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), super::oversize::refuse))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
@@ -68,6 +71,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
         parts.extensions.get::<AdminCtx>().cloned().map(Admin).ok_or_else(unauthenticated)
     }
 }
+
+/// Refuses unless the request acts with at least `role`.
+pub(super) fn need(admin: &AdminCtx, role: Role) -> Result<(), Problem> {
+    if admin.role >= role {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::FORBIDDEN,
+        "insufficient_role",
+        format!("This needs the {role} role; this request acts as {}", admin.role),
+    ))
+}
+
+/// Changes a viewer may still make: ending their session and trying a rule without saving it.
+const VIEWER_MAY_POST: [&str; 3] =
+    ["/admin/v1/logout", "/admin/v1/rules/validate", "/admin/v1/rules/dry-run"];
 
 fn unauthenticated() -> Problem {
     Problem::new(
@@ -114,6 +133,13 @@ async fn require_admin(State(state): State<AppState>, mut req: Request, next: Ne
         }
         admin
     };
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe
+        && !VIEWER_MAY_POST.contains(&req.uri().path())
+        && let Err(refused) = need(&admin, Role::Admin)
+    {
+        return refused.into_response();
+    }
     req.extensions_mut().insert(admin);
     next.run(req).await
 }

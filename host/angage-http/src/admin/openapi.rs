@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, keys, rules, tenant, usage};
+use super::{admins, auth, keys, rules, tenant, usage};
 use crate::ProblemBody;
 
 #[derive(OpenApi)]
@@ -15,14 +15,17 @@ use crate::ProblemBody;
     info(title = "Angage admin API", version = "1.0.0",
          description = "Govern one tenant's API access: keys, default limits, security settings, admins and the audit log. \
                         Authenticate with the console's session cookie (send `X-CSRF-Token` on every change) or an admin \
-                        token (`Authorization: Bearer aat_...`). An admin sees and changes only their own tenant."),
+                        token (`Authorization: Bearer aat_...`). An admin sees and changes only their own tenant. Roles: `owner` (everything, \
+                        including admins), `admin` (everything but admins), `viewer` (reads only; a change is 403 \
+                        `insufficient_role`). A token acts with the lower of its own role and its admin's."),
     paths(
         auth::login, auth::logout, auth::me,
         keys::create, keys::list, keys::get, keys::update, keys::revoke, keys::rotate,
         tenant::get_settings, tenant::put_settings, tenant::audit, tenant::plugins,
         rules::get, rules::put, rules::validate, rules::dry_run, rules::versions, rules::rollback,
         usage::summary, usage::endpoints, usage::keys, usage::latency, usage::errors, usage::recent, usage::export, usage::chart,
-        tenant::list_admins, tenant::create_admin, tenant::list_tokens, tenant::create_token, tenant::revoke_token,
+        admins::list, admins::get, admins::create, admins::update, admins::delete, admins::reset_password,
+        admins::list_tokens, admins::create_token, admins::revoke_token,
     ),
     components(schemas(ProblemBody)),
     modifiers(&Security),

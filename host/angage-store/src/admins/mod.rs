@@ -1,16 +1,20 @@
-//! Admin users (argon2id passwords), their console sessions, automation tokens and the login
-//! throttle.
+//! Admin users (argon2id passwords, a role each), their console sessions, automation tokens and
+//! the login throttle.
 
+pub mod manage;
+mod role;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+
+pub use role::Role;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::db::Db;
+use crate::db::{Db, is_unique_violation};
 use angage_core::clock::rfc3339;
 use angage_core::config::AdminSettings;
 use angage_core::ids::new_id;
@@ -25,25 +29,40 @@ pub struct Admin {
     #[schema(example = "admin@demo.local")]
     pub email: String,
     pub name: Option<String>,
+    pub role: Role,
+    /// Set while the admin is disabled: they cannot log in and their tokens do not work.
+    pub disabled_at: Option<String>,
     pub created_at: String,
 }
 
-/// The admin a request acts as.
+/// The admin a request acts as, with the role it acts with (a token's may be lower).
 #[derive(Debug, Clone)]
 pub struct AdminCtx {
     pub admin_id: String,
     pub email: String,
     pub tenant: TenantId,
+    pub role: Role,
+}
+
+/// A new admin: a password of at least 12 characters and a role.
+pub struct NewAdmin<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub role: Role,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     #[error("`{0}` is not a valid e-mail address")]
     BadEmail(String),
-    #[error("an admin with e-mail {0} already exists")]
+    #[error("an admin with e-mail {0} already exists in this tenant")]
     Exists(String),
     #[error("a password has at least 12 characters")]
     WeakPassword,
+    #[error("no admin {0} in this tenant")]
+    NotFound(String),
+    #[error("the tenant's last owner cannot be demoted, disabled or removed; make another owner first")]
+    LastOwner,
     #[error("password hashing failed: {0}")]
     Hash(String),
     #[error("database error: {0}")]
@@ -72,90 +91,166 @@ pub fn verify_password(cfg: &AdminSettings, password: &str, phc: &str) -> bool {
     hasher(cfg).is_ok_and(|h| h.verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
-/// Creates an admin of `tenant`.
+/// A password long enough, hashed off the async workers.
+pub(crate) async fn new_hash(cfg: &AdminSettings, password: &str) -> Result<String, AdminError> {
+    if password.chars().count() < 12 {
+        return Err(AdminError::WeakPassword);
+    }
+    let (cfg, password) = (cfg.clone(), password.to_owned());
+    tokio::task::spawn_blocking(move || hash_password(&cfg, &password))
+        .await
+        .map_err(|e| AdminError::Hash(e.to_string()))?
+}
+
+/// Creates an admin of `tenant`; `actor` (an admin's e-mail, `cli` or `system`) is audited.
 pub async fn create(
     db: &Db,
     cfg: &AdminSettings,
     tenant: &TenantId,
-    email: &str,
-    password: &str,
+    new: &NewAdmin<'_>,
+    actor: &str,
     now: i64,
 ) -> Result<Admin, AdminError> {
-    let email = email.trim().to_lowercase();
+    let email = new.email.trim().to_lowercase();
     if !is_email(&email) {
         return Err(AdminError::BadEmail(email));
     }
-    if password.chars().count() < 12 {
-        return Err(AdminError::WeakPassword);
-    }
-    let hash = hash_password(cfg, password)?;
+    let hash = new_hash(cfg, new.password).await?;
     let mut tx = db.write_tx().await?;
-    let exists: Option<(String,)> = sqlx::query_as("SELECT id FROM admin_users WHERE email = $1")
-        .bind(&email)
-        .fetch_optional(&mut *tx)
-        .await?;
-    if exists.is_some() {
-        return Err(AdminError::Exists(email));
-    }
     let id = new_id("adm");
-    sqlx::query("INSERT INTO admin_users (id, tenant_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(&id)
-        .bind(&tenant.0)
-        .bind(&email)
-        .bind(&hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    let inserted = sqlx::query(
+        "INSERT INTO admin_users (id, tenant_id, email, password_hash, created_at, role) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(&tenant.0)
+    .bind(&email)
+    .bind(&hash)
+    .bind(now)
+    .bind(new.role.as_str())
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(e) if is_unique_violation(&e) => return Err(AdminError::Exists(email)),
+        other => other?,
+    };
     crate::tenants::audit::record(
         &mut tx,
         tenant,
-        "system",
+        actor,
         "admin.created",
         ("admin", &id),
-        &serde_json::json!({"email": email}),
+        &serde_json::json!({"email": email, "role": new.role}),
         now,
     )
     .await?;
     tx.commit().await?;
-    Ok(Admin { id, email, name: None, created_at: rfc3339(now) })
+    Ok(Admin { id, email, name: None, role: new.role, disabled_at: None, created_at: rfc3339(now) })
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    email: String,
+    name: Option<String>,
+    role: String,
+    disabled_at: Option<i64>,
+    created_at: i64,
+}
+
+impl From<Row> for Admin {
+    fn from(r: Row) -> Self {
+        Admin {
+            id: r.id,
+            email: r.email,
+            name: r.name,
+            role: Role::stored(&r.role),
+            disabled_at: r.disabled_at.map(rfc3339),
+            created_at: rfc3339(r.created_at),
+        }
+    }
 }
 
 pub async fn list(db: &Db, tenant: &TenantId) -> Result<Vec<Admin>, AdminError> {
-    let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
-        "SELECT id, email, name, created_at FROM admin_users WHERE tenant_id = $1 ORDER BY created_at, id",
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, email, name, role, disabled_at, created_at FROM admin_users WHERE tenant_id = $1 \
+         ORDER BY created_at, id",
     )
     .bind(&tenant.0)
     .fetch_all(&mut *db.conn().await?)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, email, name, at)| Admin { id, email, name, created_at: rfc3339(at) })
-        .collect())
+    Ok(rows.into_iter().map(Admin::from).collect())
 }
 
-/// The admin with this e-mail and password, if both match. Always does the work of one hash
-/// check, so response time does not reveal whether the e-mail exists.
+/// One admin of the tenant, by id or e-mail.
+pub async fn get(db: &Db, tenant: &TenantId, id_or_email: &str) -> Result<Admin, AdminError> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, email, name, role, disabled_at, created_at FROM admin_users \
+         WHERE tenant_id = $1 AND (id = $2 OR email = $3)",
+    )
+    .bind(&tenant.0)
+    .bind(id_or_email)
+    .bind(id_or_email.trim().to_lowercase())
+    .fetch_optional(&mut *db.conn().await?)
+    .await?;
+    row.map(Admin::from).ok_or_else(|| AdminError::NotFound(id_or_email.to_owned()))
+}
+
+/// What a login attempt came to.
+#[derive(Debug)]
+pub enum Login {
+    /// The password is an active admin's.
+    Admin(AdminCtx),
+    /// It is the password of active admins in several tenants: the client names one.
+    ChooseTenant(Vec<String>),
+    /// Wrong: these accounts (admin id and tenant) carry the e-mail and are told in their audit.
+    Refused(Vec<(String, TenantId)>),
+}
+
+/// Accounts one e-mail may have, across tenants, that a login checks.
+const MAX_CANDIDATES: usize = 8;
+
+/// Checks `password` against every account with this e-mail (in `tenant`, a slug, when given).
+/// Always does the work of at least one hash check, so response time does not reveal whether
+/// the e-mail exists. Disabled admins never log in.
 pub async fn authenticate(
     db: &Db,
     cfg: &AdminSettings,
     email: &str,
     password: &str,
-) -> Result<Option<AdminCtx>, AdminError> {
+    tenant: Option<&str>,
+) -> Result<Login, AdminError> {
     let email = email.trim().to_lowercase();
-    let row: Option<(String, String, String)> =
-        sqlx::query_as("SELECT id, tenant_id, password_hash FROM admin_users WHERE email = $1")
-            .bind(&email)
-            .fetch_optional(&mut *db.conn().await?)
-            .await?;
-    let phc = row.as_ref().map(|r| r.2.clone()).unwrap_or_else(|| DUMMY_HASH.to_owned());
-    let cfg = cfg.clone();
-    let password = password.to_owned();
+    let rows: Vec<(String, String, String, String, Option<i64>, String)> = sqlx::query_as(
+        "SELECT a.id, a.tenant_id, a.password_hash, a.role, a.disabled_at, t.slug FROM admin_users a \
+         JOIN tenants t ON t.id = a.tenant_id WHERE a.email = $1 AND ($2 = '' OR t.slug = $2) \
+         ORDER BY a.created_at, a.id",
+    )
+    .bind(&email)
+    .bind(tenant.unwrap_or(""))
+    .fetch_all(&mut *db.conn().await?)
+    .await?;
+    let hashes: Vec<Option<String>> =
+        rows.iter().take(MAX_CANDIDATES).map(|r| r.4.is_none().then(|| r.2.clone())).collect();
+    let (cfg, password) = (cfg.clone(), password.to_owned());
     // argon2 is deliberately slow: keep it off the async workers.
-    let ok =
-        tokio::task::spawn_blocking(move || verify_password(&cfg, &password, &phc)).await.unwrap_or(false);
-    Ok(match row {
-        Some((admin_id, tenant, _)) if ok => Some(AdminCtx { admin_id, email, tenant: TenantId(tenant) }),
-        _ => None,
+    let matched = tokio::task::spawn_blocking(move || {
+        if hashes.iter().all(Option::is_none) {
+            verify_password(&cfg, &password, DUMMY_HASH);
+        }
+        hashes.iter().map(|h| h.as_deref().is_some_and(|phc| verify_password(&cfg, &password, phc))).collect()
+    })
+    .await
+    .unwrap_or_else(|_| Vec::<bool>::new());
+    let hits: Vec<_> = rows.iter().zip(&matched).filter(|(_, ok)| **ok).map(|(r, _)| r).collect();
+    Ok(match hits.as_slice() {
+        [] => Login::Refused(rows.iter().map(|r| (r.0.clone(), TenantId(r.1.clone()))).collect()),
+        [one] => Login::Admin(AdminCtx {
+            admin_id: one.0.clone(),
+            email,
+            tenant: TenantId(one.1.clone()),
+            role: Role::stored(&one.3),
+        }),
+        many => Login::ChooseTenant(many.iter().map(|r| r.5.clone()).collect()),
     })
 }
 

@@ -6,7 +6,7 @@ use crate::keys::Pepper;
 use angage_core::ids::random_base62;
 use angage_core::tenant::TenantId;
 
-use super::AdminCtx;
+use super::{AdminCtx, Role};
 
 pub const COOKIE: &str = "angage_session";
 /// The cookie's name when served over HTTPS: `__Host-` makes the browser refuse one set by a
@@ -41,23 +41,24 @@ pub async fn create(
     Ok(NewSession { token, csrf_token, expires_at })
 }
 
-/// The admin and CSRF token of a live session.
+/// The admin and CSRF token of a live session; none once the admin is disabled.
 pub async fn find(
     db: &Db,
     pepper: &Pepper,
     token: &str,
     now: i64,
 ) -> Result<Option<(AdminCtx, String)>, sqlx::Error> {
-    let row: Option<(String, String, String, String)> = sqlx::query_as(
-        "SELECT a.id, a.email, a.tenant_id, s.csrf_token FROM admin_sessions s JOIN admin_users a ON a.id = s.admin_id \
-         WHERE s.digest = $1 AND s.expires_at > $2",
+    let row: Option<(String, String, String, String, String)> = sqlx::query_as(
+        "SELECT a.id, a.email, a.tenant_id, a.role, s.csrf_token FROM admin_sessions s \
+         JOIN admin_users a ON a.id = s.admin_id \
+         WHERE s.digest = $1 AND s.expires_at > $2 AND a.disabled_at IS NULL",
     )
     .bind(pepper.digest_str(token))
     .bind(now)
     .fetch_optional(&mut *db.conn().await?)
     .await?;
-    Ok(row.map(|(admin_id, email, tenant, csrf)| {
-        (AdminCtx { admin_id, email, tenant: TenantId(tenant) }, csrf)
+    Ok(row.map(|(admin_id, email, tenant, role, csrf)| {
+        (AdminCtx { admin_id, email, tenant: TenantId(tenant), role: Role::stored(&role) }, csrf)
     }))
 }
 

@@ -1,22 +1,18 @@
-//! `angage tenants|admins|keys ...`: manage a tenant straight on the configured database.
+//! `angage init|tenants|keys ...`: manage a tenant straight on the configured database.
 
-use std::io::{BufRead, IsTerminal};
-
-use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use angage_core::clock::{Clock, SystemClock};
 use angage_core::config::Loaded;
-use angage_core::ids::random_base62;
 use angage_core::key::{Access, Environment, MODULES};
 use angage_core::tenant::TenantId;
-use angage_store::admins;
-use angage_store::db::Db;
+use angage_store::admins::Role;
 use angage_store::keys::store::{self as key_store, Actor, IssuedKey, KeyView};
 use angage_store::keys::{Grace, NewKey, Pepper};
 use angage_store::resources::store::{ListParams, ResourceError};
 use angage_store::tenants;
+
+use super::store::{now, open, tenant_id};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantsCommand {
@@ -43,19 +39,6 @@ pub struct Init {
     admin_email: String,
     #[arg(long)]
     json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AdminsCommand {
-    /// Create an admin. The password is read from stdin when piped, else generated and printed once.
-    Create {
-        #[arg(long)]
-        tenant: String,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        json: bool,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,21 +139,6 @@ fn parse_grant(s: &str) -> Result<(String, Access), String> {
 }
 
 /// Opens (and migrates) the configured store.
-async fn open(loaded: &Loaded) -> anyhow::Result<Db> {
-    let db = Db::connect(&loaded.settings.database).await.context("opening the database")?;
-    db.migrate().await.context("migrating the database")?;
-    Ok(db)
-}
-
-async fn tenant_id(db: &Db, slug: &str) -> anyhow::Result<TenantId> {
-    let tenant = tenants::by_slug(db, slug).await.map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
-    Ok(TenantId(tenant.id))
-}
-
-fn now() -> i64 {
-    SystemClock.now_ms()
-}
-
 pub(super) async fn tenants(loaded: Loaded, cmd: TenantsCommand) -> anyhow::Result<()> {
     let TenantsCommand::Create { slug, name, json } = cmd;
     let db = open(&loaded).await?;
@@ -193,53 +161,16 @@ pub(super) async fn init(loaded: Loaded, cmd: Init) -> anyhow::Result<()> {
     if !cmd.json {
         println!("created tenant {} ({})", tenant.slug, tenant.id);
     }
-    new_admin(&loaded, &db, &TenantId(tenant.id), &cmd.admin_email, cmd.json, "--admin-email").await
-}
-
-pub(super) async fn admins(loaded: Loaded, cmd: AdminsCommand) -> anyhow::Result<()> {
-    let AdminsCommand::Create { tenant, email, json } = cmd;
-    let db = open(&loaded).await?;
-    let tenant = tenant_id(&db, &tenant).await?;
-    new_admin(&loaded, &db, &tenant, &email, json, "--email").await
-}
-
-/// An admin whose password is read from stdin when piped, else generated and printed once.
-async fn new_admin(
-    loaded: &Loaded,
-    db: &Db,
-    tenant: &TenantId,
-    email: &str,
-    json: bool,
-    email_arg: &str,
-) -> anyhow::Result<()> {
-    let stdin = std::io::stdin();
-    let (password, generated) = if stdin.is_terminal() {
-        (random_base62(20), true)
-    } else {
-        let mut line = String::new();
-        stdin.lock().read_line(&mut line).context("reading the password from stdin")?;
-        let line = line.trim_end_matches(['\r', '\n']).to_owned();
-        if line.is_empty() { (random_base62(20), true) } else { (line, false) }
-    };
-    let admin = admins::create(db, &loaded.settings.admin, tenant, email, &password, now()).await.map_err(
-        |e| match e {
-            admins::AdminError::BadEmail(_) | admins::AdminError::Exists(_) => {
-                anyhow::anyhow!("{email_arg}: {e}")
-            }
-            admins::AdminError::WeakPassword => anyhow::anyhow!("password (stdin): {e}"),
-            other => anyhow::Error::new(other),
-        },
-    )?;
-    let shown = generated.then_some(password);
-    if json {
-        println!("{}", json!({"id": admin.id, "email": admin.email, "password": shown}));
-    } else {
-        println!("created admin {} ({})", admin.email, admin.id);
-        if let Some(p) = shown {
-            println!("password: {p}\n(shown once; keep it now)");
-        }
-    }
-    Ok(())
+    let tenant = TenantId(tenant.id);
+    super::admins::new_admin(
+        &loaded,
+        &db,
+        &tenant,
+        (&cmd.admin_email, "--admin-email"),
+        Role::Owner,
+        cmd.json,
+    )
+    .await
 }
 
 pub(super) async fn keys(loaded: Loaded, cmd: KeysCommand) -> anyhow::Result<()> {

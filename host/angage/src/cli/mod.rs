@@ -2,7 +2,9 @@
 //! management commands (`tenants`, `admins`, `keys`) that work on the configured database
 //! without a running server.
 
+mod admins;
 mod manage;
+mod store;
 
 use std::path::PathBuf;
 
@@ -66,7 +68,7 @@ pub enum Command {
     Tenants(manage::TenantsCommand),
     /// Create admin users.
     #[command(subcommand)]
-    Admins(manage::AdminsCommand),
+    Admins(admins::AdminsCommand),
     /// Issue, list, show, revoke and rotate API keys.
     #[command(subcommand)]
     Keys(manage::KeysCommand),
@@ -122,7 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Migrate) => runtime()?.block_on(migrate(loaded)),
         Some(Command::Init(cmd)) => runtime()?.block_on(manage::init(loaded, cmd)),
         Some(Command::Tenants(cmd)) => runtime()?.block_on(manage::tenants(loaded, cmd)),
-        Some(Command::Admins(cmd)) => runtime()?.block_on(manage::admins(loaded, cmd)),
+        Some(Command::Admins(cmd)) => runtime()?.block_on(admins::run(loaded, cmd)),
         Some(Command::Keys(cmd)) => runtime()?.block_on(manage::keys(loaded, cmd)),
         Some(Command::Serve) | None => runtime()?.block_on(serve(loaded)),
     }
