@@ -438,3 +438,29 @@ async fn traffic_without_a_valid_key_is_limited_per_address_and_not_kept() {
     assert_eq!(app.with_key(&made_up).get("/v1/customers").await.status, 401, "the next minute starts over");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugins_denial_reaches_the_client_bounded_and_plain() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.plugins.config.insert("module-scopes".into(), json!({"mode": "wild-denial"}));
+    let app = spawn_with(db, settings).await;
+    let admin = app.demo_admin().await;
+    let v1 = app.v1().await;
+    install(
+        &app.state.settings.plugins.dir,
+        "module-scopes.wasm",
+        &std::fs::read(angage_test_plugins::MISBEHAVING).expect("fixture"),
+    );
+    wait_for(&admin, "authorize", |e| e["version"] == "0.1.0").await;
+    let denied = v1.get("/v1/customers").await;
+    assert_eq!(
+        (denied.status, denied.code()),
+        (403, "denied"),
+        "a 200 is no denial status, that code no code"
+    );
+    assert!(denied.headers.get("x-injected").is_none());
+    let detail = denied.body["detail"].as_str().expect("detail");
+    assert!(detail.chars().count() <= 501 && !detail.contains('\u{1b}'), "{} chars", detail.chars().count());
+    app.stop().await;
+}

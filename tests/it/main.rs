@@ -8,6 +8,7 @@ mod cli_keys;
 mod connections;
 mod console;
 mod crash;
+mod fuzz;
 mod hardening;
 mod health;
 mod helpers;

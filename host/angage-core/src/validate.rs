@@ -38,16 +38,44 @@ impl Errors {
     }
 }
 
-/// Adds `error` unless `MAX_ERRORS` are listed already; the first one over says so.
+/// Longest field path and message an error shows (a path through deep nesting is cut).
+const MAX_SHOWN: usize = 256;
+
+/// Adds `error` unless `MAX_ERRORS` are listed already; the first one over says so. Its field
+/// and message are shown bounded, control characters escaped, whatever built them.
 pub fn push_bounded(errors: &mut Vec<FieldError>, error: FieldError) {
     match errors.len() {
-        n if n < MAX_ERRORS => errors.push(error),
+        n if n < MAX_ERRORS => {
+            errors.push(FieldError { field: shown(&error.field), message: shown(&error.message) })
+        }
         n if n == MAX_ERRORS => errors.push(FieldError {
             field: String::new(),
             message: "more errors were found and are not listed".into(),
         }),
         _ => {}
     }
+}
+
+/// `text` in at most `MAX_SHOWN` characters, control characters escaped; as it is when it fits.
+fn shown(text: &str) -> String {
+    if text.len() <= MAX_SHOWN && !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut out = String::new();
+    let mut shown = 0;
+    for c in text.chars() {
+        let escaped = c.is_control().then(|| c.escape_default());
+        shown += escaped.clone().map_or(1, Iterator::count);
+        if shown > MAX_SHOWN {
+            out.push('…');
+            break;
+        }
+        match escaped {
+            Some(e) => out.extend(e),
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 /// A name the client chose, as an error message may show it: at most 64 characters, control
@@ -73,13 +101,11 @@ fn refuse_nul(value: &Value, path: &str, errors: &mut Errors) {
         }
         Value::Object(map) => {
             for (key, item) in map {
+                // Each part of a path is shown bounded, so deep nesting builds no long string.
                 if key.contains('\0') {
-                    errors.push(
-                        join(&key.replace('\0', "\\0")),
-                        "a field name must not contain NUL characters",
-                    );
+                    errors.push(join(&shown_name(key)), "a field name must not contain NUL characters");
                 } else {
-                    refuse_nul(item, &join(key), errors);
+                    refuse_nul(item, &join(&shown_name(key)), errors);
                 }
             }
         }

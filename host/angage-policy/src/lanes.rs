@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use angage_core::config::FailMode;
 use angage_core::key::KeyRecord;
-use angage_core::policy::{Outcome, PolicyRequest, RateState, Stage, Verdict, WindowState};
+use angage_core::policy::{Outcome, PolicyRequest, Stage, Verdict};
 use angage_core::tenant::TenantId;
 use angage_rules::{Allowance, Inputs, RuleKey, RuleRequest, RuleSet};
 use futures_util::FutureExt;
@@ -25,7 +25,7 @@ use crate::plugins::{
     Authenticator, Authorizer, CallError, KeyRef, PluginRuntime, Prefetched, RateLimiter, authenticate,
     authorize, check, types,
 };
-use crate::refusals;
+use crate::{outputs, refusals};
 
 /// Requests a lane takes at most at once: the last of a batch waits for the ones before it.
 const MAX_BATCH: usize = 64;
@@ -181,7 +181,7 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
                 Some(refusal) => job.refuse(None, refusal),
                 None => authenticated.push(Authenticated { job, key }),
             },
-            Ok(Err(denial)) => job.refuse(None, refusals::denied(denial)),
+            Ok(Err(denial)) => job.refuse(None, outputs::denial(denial)),
             Err(error) => job.refuse(None, failed(Stage::Authenticate, &error)),
         }
     }
@@ -192,7 +192,7 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
     for (Authenticated { job, key }, allowed) in authenticated.into_iter().zip(allowed) {
         match allowed {
             Ok(Ok(())) => charges.push(apply_rules(ctx, job, key)),
-            Ok(Err(denial)) => job.refuse(Some(&key), refusals::denied(denial)),
+            Ok(Err(denial)) => job.refuse(Some(&key), outputs::denial(denial)),
             Err(error) => job.refuse(Some(&key), failed(Stage::Authorize, &error)),
         }
     }
@@ -233,13 +233,13 @@ fn charged(c: Charge, decision: Option<types::RateDecision>) {
     let limits = &key.settings.rate_limits;
     let outcome = match &decision {
         Some(d) if !d.allowed => Outcome::Refused(refusals::rate_limited(
-            d.denied_window.as_deref(),
-            d.retry_after_seconds.unwrap_or(1),
+            d.denied_window.as_deref().map(outputs::window_name).as_deref(),
+            outputs::retry_after(d.retry_after_seconds),
             limits.send_retry_after,
         )),
         _ => Outcome::Allowed { tenant: TenantId(key.key.tenant_id.clone()) },
     };
-    let rate = decision.filter(|_| limits.send_rate_limit_headers).map(rate_state);
+    let rate = decision.filter(|_| limits.send_rate_limit_headers).map(outputs::rate_state);
     let verdict = Verdict {
         outcome,
         caller: Some(key.key),
@@ -249,23 +249,6 @@ fn charged(c: Charge, decision: Option<types::RateDecision>) {
         rule,
     };
     job.answer(verdict);
-}
-
-fn rate_state(d: types::RateDecision) -> RateState {
-    RateState {
-        windows: d
-            .windows
-            .into_iter()
-            .map(|w| WindowState {
-                name: w.name,
-                window_seconds: w.window_seconds,
-                limit: w.limit,
-                remaining: w.remaining,
-                reset_seconds: w.reset_seconds,
-            })
-            .collect(),
-        denied_window: d.denied_window,
-    }
 }
 
 fn rule_request(info: &PolicyRequest, timezone: &str) -> RuleRequest {

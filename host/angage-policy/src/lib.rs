@@ -6,6 +6,7 @@
 mod engine;
 mod enrich;
 mod lanes;
+mod outputs;
 pub mod plugins;
 mod refusals;
 #[cfg(feature = "testing")]

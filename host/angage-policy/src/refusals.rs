@@ -1,17 +1,8 @@
 //! Every refusal the policy engine answers with, built in one place so each code reads the
-//! same wherever it comes from.
+//! same wherever it comes from (a plugin's own denial is bounded in `outputs.rs`).
 
 use angage_core::key::KeyRecord;
 use angage_core::policy::{Refusal, Stage};
-
-use crate::plugins::types;
-
-/// A plugin's denial. Only client errors pass through as the plugin chose them: a plugin that
-/// answers 503, 500 or 200 is read as 403.
-pub(crate) fn denied(d: types::Denial) -> Refusal {
-    let status = if (400..500).contains(&d.status) { d.status } else { 403 };
-    Refusal { status, code: d.code, detail: d.detail, retry_after: None }
-}
 
 /// 401 for a key no authenticator may admit: revoked, or past its expiry at `now`.
 pub(crate) fn unusable(key: &KeyRecord, now: i64) -> Option<Refusal> {

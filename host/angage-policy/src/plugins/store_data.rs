@@ -238,6 +238,7 @@ impl host::Host for StoreData {
 
     fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
         let plugin = &*self.plugin.name;
+        let message = crate::outputs::log_line(&message);
         match level {
             host::Level::Debug => tracing::debug!(plugin, "{message}"),
             host::Level::Info => tracing::info!(plugin, "{message}"),
@@ -248,11 +249,7 @@ impl host::Host for StoreData {
     }
 
     fn metric_increment(&mut self, name: String, value: u64) -> wasmtime::Result<()> {
-        let name: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
-            .take(64)
-            .collect();
+        let name = crate::outputs::metric_name(&name);
         if !self.ctx.metric_names.admit(&self.plugin.name, &name) {
             return Ok(());
         }

@@ -1,10 +1,11 @@
 //! Test fixture: an authorizer that misbehaves as `{"mode": ...}` in its configuration says:
 //! `loop` (never returns), `trap` (panics), `grow` (allocates without bound), `hoard-keys`
 //! (looks the caller's key up again and again, never letting go), `metric-names` (allows, and
-//! counts each call in a metric of a new name), `ok` (allows).
+//! counts each call in a metric of a new name), `wild-denial` (denies with a 200 status, a code
+//! and a detail no client should see as they are, after logging a forged line), `ok` (allows).
 //! The host must contain each one.
 
-use angage_plugin_sdk::{Authorizer, Denial, Key, PluginInfo, Request, host};
+use angage_plugin_sdk::{Authorizer, Denial, Key, Level, PluginInfo, Request, host};
 
 pub struct Misbehaving;
 
@@ -48,6 +49,14 @@ impl Authorizer for Misbehaving {
                 let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 host::metric_increment(&format!("name_{n}"), 1);
                 Ok(())
+            }
+            "wild-denial" => {
+                host::log(Level::Warn, "denying\n{\"level\":\"ERROR\",\"message\":\"forged\"}");
+                Err(Denial {
+                    status: 200,
+                    code: "Bad Code\r\nX-Injected: 1".into(),
+                    detail: format!("{}\u{1b}[2J", "d".repeat(100_000)),
+                })
             }
             _ => Ok(()),
         }
