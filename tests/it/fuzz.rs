@@ -3,7 +3,7 @@
 //! cursors, headers, bodies — against the real server. Each runs a fixed number of cases
 //! (bounded time in CI); whatever they found is fixed, and they keep it fixed: no panic, no
 //! 500, every error problem+json, every echoed string bounded. The plugin outputs the host
-//! takes are covered beside their bounds, in `angage-policy`'s `outputs.rs`.
+//! takes are covered beside their bounds, in `angage-policy`'s `plugins/outputs.rs`.
 //!
 //! `ANGAGE_FUZZ_CASES=20000` runs each longer, for a search deeper than CI's.
 

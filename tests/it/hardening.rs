@@ -464,3 +464,39 @@ async fn a_plugins_denial_reaches_the_client_bounded_and_plain() {
     assert!(detail.chars().count() <= 501 && !detail.contains('\u{1b}'), "{} chars", detail.chars().count());
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_through_a_trusted_proxy_earns_hsts_and_a_client_cannot_claim_it() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut settings = test_settings(&db);
+    settings.server.trusted_proxies = vec!["127.0.0.1/32".into()];
+    let app = spawn_with(db, settings).await;
+    let hsts = |protos: &'static [&'static str]| {
+        let mut req = app.http.get(app.url("/healthz"));
+        for p in protos {
+            req = req.header("x-forwarded-proto", *p);
+        }
+        async move {
+            let r = req.send().await.expect("send");
+            r.headers().get("strict-transport-security").and_then(|v| v.to_str().ok()).map(str::to_owned)
+        }
+    };
+    assert_eq!(hsts(&["https"]).await.as_deref(), Some("max-age=31536000; includeSubDomains"));
+    assert_eq!(hsts(&[]).await, None, "plain HTTP earns none");
+    assert_eq!(
+        hsts(&["https, http"]).await,
+        None,
+        "the nearest proxy said http; the client's https is ignored"
+    );
+    assert_eq!(hsts(&["https", "http"]).await, None, "the same, on two lines");
+    app.stop().await;
+
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let r =
+        app.http.get(app.url("/healthz")).header("x-forwarded-proto", "https").send().await.expect("send");
+    assert!(
+        r.headers().get("strict-transport-security").is_none(),
+        "no trusted proxy: the header is a client's"
+    );
+    app.stop().await;
+}

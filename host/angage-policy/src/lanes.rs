@@ -20,12 +20,13 @@ use angage_rules::{Allowance, Inputs, RuleKey, RuleRequest, RuleSet};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::plugins::outputs;
 use crate::plugins::store_data::{effective_limits, to_wit_limits};
 use crate::plugins::{
     Authenticator, Authorizer, CallError, KeyRef, PluginRuntime, Prefetched, RateLimiter, authenticate,
     authorize, check, types,
 };
-use crate::{outputs, refusals};
+use crate::refusals;
 
 /// Requests a lane takes at most at once: the last of a batch waits for the ones before it.
 const MAX_BATCH: usize = 64;

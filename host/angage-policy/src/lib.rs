@@ -6,7 +6,6 @@
 mod engine;
 mod enrich;
 mod lanes;
-mod outputs;
 pub mod plugins;
 mod refusals;
 #[cfg(feature = "testing")]

@@ -1,5 +1,5 @@
 //! Every refusal the policy engine answers with, built in one place so each code reads the
-//! same wherever it comes from (a plugin's own denial is bounded in `outputs.rs`).
+//! same wherever it comes from (a plugin's own denial is bounded in `plugins/outputs.rs`).
 
 use angage_core::key::KeyRecord;
 use angage_core::policy::{Refusal, Stage};

@@ -2,7 +2,8 @@
 //! pools with deadlines and memory caps, and hot reload from `plugins.dir`.
 //!
 //! Layers, each importing only those above it: `handles` (the lent values) and `counters`,
-//! `deadline`, `permits`; `bindings` (generated from the WIT); `store_data` (an instance's
+//! `deadline`, `permits`; `bindings` (generated from the WIT); `outputs` (what a plugin returns,
+//! bounded before use); `store_data` (an instance's
 //! state and every host import); `stage` (one call per stage); `pool` (a loaded plugin and its
 //! instances); `runtime` (a slot per stage, reload, status); `watch`.
 
@@ -10,6 +11,7 @@ mod bindings;
 pub mod counters;
 mod deadline;
 mod handles;
+pub(crate) mod outputs;
 mod permits;
 mod pool;
 mod runtime;

@@ -238,7 +238,7 @@ impl host::Host for StoreData {
 
     fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
         let plugin = &*self.plugin.name;
-        let message = crate::outputs::log_line(&message);
+        let message = super::outputs::log_line(&message);
         match level {
             host::Level::Debug => tracing::debug!(plugin, "{message}"),
             host::Level::Info => tracing::info!(plugin, "{message}"),
@@ -249,7 +249,7 @@ impl host::Host for StoreData {
     }
 
     fn metric_increment(&mut self, name: String, value: u64) -> wasmtime::Result<()> {
-        let name = crate::outputs::metric_name(&name);
+        let name = super::outputs::metric_name(&name);
         if !self.ctx.metric_names.admit(&self.plugin.name, &name) {
             return Ok(());
         }

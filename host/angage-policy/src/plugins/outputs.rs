@@ -3,7 +3,7 @@
 
 use angage_core::policy::{RateState, Refusal, WindowState};
 
-use crate::plugins::types;
+use super::bindings::types;
 
 /// Longest denial detail a client is shown.
 const MAX_DETAIL: usize = 500;
