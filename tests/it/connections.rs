@@ -161,3 +161,17 @@ async fn requests_past_the_in_flight_cap_are_shed_at_once() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_queued_behind_a_stuck_one_is_answered_503_not_held() {
+    let app = crate::helpers::spawn_app(Backend::Sqlite).await;
+    let v1 = app.v1().await;
+    // Something holds SQLite's one writer slot and does not let go.
+    let stuck = app.state.db.write_tx().await.expect("the writer slot");
+    let customer = serde_json::json!({"name": "Queued", "email": "q@example.com"});
+    let queued = v1.post("/v1/customers", customer.clone()).await;
+    assert_eq!((queued.status, queued.code()), (503, "database_unavailable"), "{:?}", queued.body);
+    drop(stuck);
+    assert_eq!(v1.post("/v1/customers", customer).await.status, 201, "the next write goes through");
+    app.stop().await;
+}
