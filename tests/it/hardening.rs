@@ -378,6 +378,10 @@ async fn a_login_flood_is_checked_a_few_at_a_time_and_refused() {
     let checked = crate::race::count(&answers, 401);
     assert!(busy > 0 && checked <= 25, "{checked} checked, {busy} told to retry: {answers:?}");
     let grew = peak_rss_kib(server.pid()).saturating_sub(before);
+    eprintln!(
+        "50 wrong logins at once: {checked} checked, {busy} told to retry, peak memory +{} MiB",
+        grew / 1024
+    );
     // Two checks at once at 19 MiB each, and some slack; 50 at once would be about 950 MiB.
     assert!(grew < 120 * 1024, "peak memory grew by {} MiB", grew / 1024);
     let (code, _) = tokio::task::spawn_blocking(move || server.sigterm_and_wait()).await.expect("stop");
