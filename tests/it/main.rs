@@ -13,6 +13,7 @@ mod hardening;
 mod health;
 mod helpers;
 mod integrity;
+mod nodes;
 mod openapi;
 mod plugins;
 mod race;

@@ -61,6 +61,7 @@ struct Compiled {
     ast: Arc<AST>,
     /// `tenants/demo@v3`: recorded on usage events and 429 bodies.
     name: String,
+    version: i64,
 }
 
 /// The outcome of running the rules for one request.
@@ -130,7 +131,7 @@ impl RuleSet {
     }
 
     fn install(&self, key: &str, label: &str, ast: AST, version: i64) {
-        let compiled = Compiled { ast: Arc::new(ast), name: format!("{label}@v{version}") };
+        let compiled = Compiled { ast: Arc::new(ast), name: format!("{label}@v{version}"), version };
         self.compiled.write().unwrap_or_else(|p| p.into_inner()).insert(key.to_owned(), Arc::new(compiled));
     }
 
@@ -253,6 +254,52 @@ impl RuleSet {
     ) -> Result<RuleVersion, RuleError> {
         let old = store::get(&self.db, scope.key(), version).await?.ok_or(RuleError::NoVersion(version))?;
         self.save(scope, &old.body, actor, Some(&format!("rollback to v{version}")), now).await
+    }
+
+    /// Serves what the store holds for `scope_key` (`default` or a tenant id), saved by another
+    /// node or process, and writes it to this node's file, so the file agrees and is not taken
+    /// for an edit.
+    pub async fn reload(&self, scope_key: &str) {
+        let _change = self.changes.lock().await;
+        let latest = match store::latest(&self.db, scope_key).await {
+            Ok(Some(v)) => v,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(scope = scope_key, error = %e, "cannot reload a rule"),
+        };
+        let scope = if scope_key == "default" {
+            RuleScope::Default
+        } else {
+            match angage_store::tenants::by_id(&self.db, scope_key).await {
+                Ok(t) => RuleScope::Tenant { id: t.id, slug: t.slug },
+                Err(e) => return tracing::warn!(scope = scope_key, error = %e, "cannot reload a rule"),
+            }
+        };
+        let serving = self.compiled.read().unwrap_or_else(|p| p.into_inner()).get(scope_key).cloned();
+        if serving.is_some_and(|c| c.version == latest.version) {
+            return;
+        }
+        match engine::compile(&self.engine, &latest.body) {
+            Ok(ast) => {
+                self.install(scope_key, &scope.label(), ast, latest.version);
+                if let Err(e) = self.write_file(&scope, &latest.body) {
+                    tracing::warn!(rule = %scope.label(), error = %e, "cannot write a reloaded rule's file");
+                }
+                tracing::info!(rule = %scope.label(), version = latest.version, "rule changed elsewhere; serving it");
+            }
+            Err(e) => tracing::error!(scope = scope_key, error = %e, "stored rule no longer compiles"),
+        }
+    }
+
+    /// [`Self::reload`] for every scope the store holds.
+    pub async fn reload_all(&self) {
+        match store::latest_all(&self.db).await {
+            Ok(all) => {
+                for v in all {
+                    self.reload(&v.scope_key).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reload the rules"),
+        }
     }
 
     pub async fn current(&self, scope: &RuleScope) -> Result<Option<RuleVersion>, RuleError> {

@@ -138,13 +138,13 @@ impl Db {
                     .map_err(|_| sqlx::Error::PoolClosed)?;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await;
                 self.circuit.observe(tx.as_ref().err());
-                Ok(WriteTx { tx: tx?, _permit: Some(permit) })
+                Ok(WriteTx { tx: tx?, _permit: Some(permit), backend: Backend::Sqlite })
             }
             Backend::Postgres => {
                 self.circuit.check()?;
                 let tx = self.pool.begin().await;
                 self.circuit.observe(tx.as_ref().err());
-                Ok(WriteTx { tx: tx?, _permit: None })
+                Ok(WriteTx { tx: tx?, _permit: None, backend: Backend::Postgres })
             }
         }
     }
@@ -158,9 +158,14 @@ impl Db {
 pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    backend: Backend,
 }
 
 impl WriteTx {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }

@@ -3,6 +3,7 @@
 //! Nothing here knows HTTP or the plugin runtime.
 
 pub mod admins;
+pub mod changes;
 mod circuit;
 pub mod db;
 mod failure;

@@ -2,9 +2,11 @@
 
 use serde::Serialize;
 
+use crate::changes::{self, Kind};
 use crate::db::Db;
 use angage_core::clock::rfc3339;
 use angage_core::ids::new_id;
+use angage_core::tenant::TenantId;
 
 /// One accepted version of a scope's script.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -77,6 +79,8 @@ pub async fn insert(
         .bind(now)
         .execute(&mut *tx)
         .await?;
+    let tenant = (scope != "default").then(|| TenantId(scope.to_owned()));
+    changes::record(&mut tx, tenant.as_ref(), Kind::Rule, scope, now).await?;
     tx.commit().await?;
     Ok(get(db, scope, next).await?.unwrap_or_else(|| RuleVersion {
         version: next,

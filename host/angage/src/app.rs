@@ -14,6 +14,7 @@ use angage_policy::plugins::counters::LocalCounters;
 use angage_policy::{PolicyEngine, Services};
 use angage_rules::RuleSet;
 use angage_store::admins::throttle::LoginThrottle;
+use angage_store::changes::Feed;
 use angage_store::db::Db;
 use angage_store::keys::Pepper;
 use angage_store::keys::cache::KeyCache;
@@ -22,6 +23,7 @@ use angage_store::usage::UsageSink;
 use anyhow::Context;
 
 use crate::bootstrap::{self, Banner};
+use crate::coherence;
 use crate::telemetry;
 
 /// A server bound to its port, ready to serve.
@@ -33,6 +35,7 @@ pub struct App {
     /// Kept for its watchers and tasks; dropped when the server stops.
     _engine: Arc<dyn Policy>,
     _rules_watcher: notify::RecommendedWatcher,
+    _follower: coherence::Follower,
 }
 
 /// Wraps or replaces the policy engine: the seam tests and benches use (a latency they choose,
@@ -89,6 +92,14 @@ impl App {
             .context("loading the limit rules")?;
         let rules_watcher = angage_rules::watch::spawn(rules.clone(), deps.clock.clone())
             .context("watching the policies directory")?;
+        let feed =
+            Feed::start(db.clone(), &settings.database.url).await.context("following the change feed")?;
+        let caches = coherence::Caches {
+            keys: keys.clone(),
+            tenant_settings: tenant_settings.clone(),
+            rules: rules.clone(),
+        };
+        let follower = coherence::follow(feed, caches);
         let services = Services {
             db: db.clone(),
             keys: keys.clone(),
@@ -118,7 +129,14 @@ impl App {
             tenant_settings,
             rules,
         });
-        Ok(Self { listener, state, banner, _engine: engine, _rules_watcher: rules_watcher })
+        Ok(Self {
+            listener,
+            state,
+            banner,
+            _engine: engine,
+            _rules_watcher: rules_watcher,
+            _follower: follower,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -132,7 +150,7 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
     /// (up to `server.shutdown_grace_seconds`), flushes and closes the store.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let App { listener, state, .. } = self;
+        let App { listener, state, _follower, .. } = self;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -186,6 +204,9 @@ async fn janitor(state: AppState) {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "purged expired idempotency keys"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot purge idempotency keys"),
+            }
+            if let Err(e) = angage_store::changes::purge(&state.db, now).await {
+                tracing::warn!(error = %e, "cannot purge the change feed");
             }
             match angage_store::usage::retain(&state.db, &state.settings.usage, now).await {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "removed usage data past its retention"),

@@ -5,4 +5,5 @@
 pub mod app;
 pub mod bootstrap;
 pub mod cli;
+mod coherence;
 pub mod telemetry;

@@ -9,6 +9,7 @@ use super::Admin;
 use crate::v1::extract::{JsonBody, QueryMap, invalid};
 use crate::{AppState, Problem, ProblemBody};
 use angage_core::settings::TenantSettings;
+use angage_store::changes::{self, Kind};
 use angage_store::resources::store::{Page, ResourceError};
 use angage_store::tenants::audit::{self, AuditEntry};
 use angage_store::tenants::settings;
@@ -51,6 +52,9 @@ pub(super) async fn put_settings(
     )
     .await
     .map_err(ResourceError::Db)?;
+    changes::record(&mut tx, Some(&admin.tenant), Kind::TenantSettings, &admin.tenant.0, now)
+        .await
+        .map_err(ResourceError::Db)?;
     tx.commit().await.map_err(ResourceError::Db)?;
     state.tenant_settings.invalidate(&admin.tenant.0);
     Ok(Json(next))

@@ -63,6 +63,9 @@ pub struct KeyCache {
     pending: Mutex<HashMap<String, i64>>,
     hits: Counter,
     misses: Counter,
+    /// Bumped by every invalidation: a read from the store that began before one is not cached
+    /// (it may hold what the invalidation was about).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl KeyCache {
@@ -75,6 +78,7 @@ impl KeyCache {
             pending: Mutex::new(HashMap::new()),
             hits: metrics::counter!("angage_key_cache_hits_total"),
             misses: metrics::counter!("angage_key_cache_misses_total"),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -88,8 +92,9 @@ impl KeyCache {
             Ok(found) => Ok(found),
             Err(digest) => {
                 self.misses.increment(1);
+                let generation = self.generation();
                 let record = store::lookup(db, &hex::encode(digest)).await?.map(Arc::new);
-                self.insert(digest, record.clone(), now);
+                self.insert(digest, record.clone(), now, generation);
                 Ok(self.found(record, now))
             }
         }
@@ -128,8 +133,17 @@ impl KeyCache {
         }
     }
 
-    fn insert(&self, digest: Digest, record: Option<Arc<KeyRecord>>, now: i64) {
+    /// The invalidation count now; pass it back to [`Self::insert`] after reading the store.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Caches what the store said, unless an invalidation came since `generation`.
+    fn insert(&self, digest: Digest, record: Option<Arc<KeyRecord>>, now: i64, generation: u64) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        if self.generation() != generation {
+            return;
+        }
         if let Some(old) = entries.get(&digest).and_then(|e| e.record.clone()) {
             self.park(&old);
         }
@@ -148,6 +162,7 @@ impl KeyCache {
     /// just issued is found at once.
     pub fn invalidate_key(&self, key_id: &str) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
         entries.retain(|_, e| match &e.record {
             Some(r) if r.id == key_id => {
                 self.park(r);
@@ -162,6 +177,7 @@ impl KeyCache {
     /// Forgets every key of a tenant (its settings changed).
     pub fn invalidate_tenant(&self, tenant_id: &str) {
         let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
         entries.retain(|_, e| match &e.record {
             Some(r) if r.tenant_id == tenant_id => {
                 self.park(r);
@@ -170,6 +186,17 @@ impl KeyCache {
             Some(_) => true,
             None => false,
         });
+        *self.negative.lock().unwrap_or_else(|p| p.into_inner()) = 0;
+    }
+
+    /// Forgets everything (changes may have been missed).
+    pub fn clear(&self) {
+        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for record in entries.values().filter_map(|e| e.record.as_ref()) {
+            self.park(record);
+        }
+        entries.clear();
         *self.negative.lock().unwrap_or_else(|p| p.into_inner()) = 0;
     }
 

@@ -11,6 +11,7 @@ use angage_core::key::{Access, Cidr, Environment, Grants, KeyRecord, Scope, gran
 use angage_core::limits::Limits;
 
 use super::{ApiKey, Grace, KeyUpdate, NewKey, Pepper};
+use crate::changes::{self, Kind};
 use crate::db::{Db, WriteTx};
 use crate::resources::store::{Arg, ListParams, Listing, Page, ResourceError, Result, page};
 use crate::tenants::{audit, settings};
@@ -342,6 +343,7 @@ pub async fn update(
         now,
     )
     .await?;
+    changes::record(&mut tx, Some(tenant), Kind::Key, id, now).await?;
     tx.commit().await?;
     get(db, tenant, id, now).await
 }
@@ -371,6 +373,7 @@ pub async fn revoke(db: &Db, tenant: &TenantId, actor: &Actor, id: &str, now: i6
             now,
         )
         .await?;
+        changes::record(&mut tx, Some(tenant), Kind::Key, id, now).await?;
     }
     tx.commit().await?;
     get(db, tenant, id, now).await
@@ -442,6 +445,7 @@ pub async fn rotate(
         now,
     )
     .await?;
+    changes::record(&mut tx, Some(tenant), Kind::Key, id, now).await?;
     issued(db, tx, tenant, &new_id, secret, now).await
 }
 
