@@ -39,6 +39,26 @@ pub(crate) fn skip(why: &str) {
     eprintln!("{why}");
 }
 
+/// `ANGAGE_TEST_REDIS_URL`, or `None` after saying why a test's shared part does not run.
+pub(crate) fn redis_url() -> Option<String> {
+    let url = std::env::var("ANGAGE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty());
+    if url.is_none() {
+        skip("ANGAGE_TEST_REDIS_URL is not set: skipping what needs Redis");
+    }
+    url
+}
+
+/// Deletes every Redis key under `prefix` (a test's own).
+pub(crate) async fn forget_redis_prefix(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect to redis");
+    let keys: Vec<String> =
+        redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await.expect("keys");
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
+    }
+}
+
 pub(crate) fn postgres_admin_url() -> Option<String> {
     std::env::var("ANGAGE_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty())
 }

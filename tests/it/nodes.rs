@@ -41,3 +41,201 @@ fn a_key_revoked_by_the_cli_is_refused_by_the_running_server_within_a_second() {
     let (code, _) = server.sigterm_and_wait();
     assert_eq!(code, 0);
 }
+
+/// Two real `angage` processes on one PostgreSQL database and one Redis, each with its own
+/// folder (data, rule files), as two machines behind a load balancer would be.
+struct Cluster {
+    a: crate::helpers::BinaryServer,
+    b: crate::helpers::BinaryServer,
+    dirs: [tempfile::TempDir; 2],
+    config: std::path::PathBuf,
+    http: reqwest::Client,
+    admin: (String, String),
+    redis: (String, String),
+    _db: crate::helpers::TestDb,
+}
+
+impl Cluster {
+    async fn start() -> Option<Self> {
+        let redis = crate::helpers::redis_url()?;
+        crate::helpers::postgres_admin_url().or_else(|| {
+            crate::helpers::skip("ANGAGE_TEST_POSTGRES_URL is not set: skipping the two-node test");
+            None
+        })?;
+        let db = crate::helpers::TestDb::new(crate::helpers::Backend::Postgres).await;
+        let prefix = format!("angage-t-{}:", angage_core::ids::random_base62(10));
+        let shared = tempfile::tempdir().expect("tempdir");
+        let config = shared.path().join("cluster.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[database]\nurl = \"{}\"\n[redis]\nurl = \"{redis}\"\nprefix = \"{prefix}\"\n\
+                 [keys]\npepper = \"two-nodes-share-this-pepper-0123456789\"\n",
+                db.url
+            ),
+        )
+        .expect("config");
+        let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
+        let args = ["--config", config.to_str().expect("path")];
+        let a = crate::helpers::start_binary_with(dirs[0].path(), &args);
+        let admin = a.wait_for_stdout(|out| {
+            let line = out.lines().find(|l| l.contains("Admin login"))?;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            Some((words.get(2)?.to_string(), words.get(4)?.to_string()))
+        });
+        let b = crate::helpers::start_binary_with(dirs[1].path(), &args);
+        std::mem::forget(shared);
+        Some(Self {
+            a,
+            b,
+            dirs,
+            config,
+            http: reqwest::Client::new(),
+            admin,
+            redis: (redis, prefix),
+            _db: db,
+        })
+    }
+
+    fn url(node: &crate::helpers::BinaryServer, path: &str) -> String {
+        format!("http://{}{path}", node.addr)
+    }
+
+    /// A key issued by the CLI on the shared database.
+    fn issue(&self, name: &str, limits: &[&str]) -> String {
+        let mut args = vec!["keys", "create", "--tenant", "demo", "--name", name, "--env", "test", "--json"];
+        args.extend_from_slice(limits);
+        args.extend_from_slice(&["--config", self.config.to_str().expect("path")]);
+        let out = angage_bin().current_dir(self.dirs[0].path()).args(&args).output().expect("keys create");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let issued: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        issued["key"].as_str().expect("key").to_owned()
+    }
+
+    /// The demo owner's session on `node`: (cookie, csrf).
+    async fn login(&self, node: &crate::helpers::BinaryServer) -> (String, String) {
+        let r = self
+            .http
+            .post(Self::url(node, "/admin/v1/login"))
+            .json(&serde_json::json!({"email": self.admin.0, "password": self.admin.1}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(r.status(), 200);
+        let cookie =
+            r.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+        let body: serde_json::Value = r.json().await.expect("json");
+        (cookie, body["csrf_token"].as_str().expect("csrf").to_owned())
+    }
+
+    async fn admin(
+        &self,
+        node: &crate::helpers::BinaryServer,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let (cookie, csrf) = self.login(node).await;
+        let r = self
+            .http
+            .request(method, Self::url(node, path))
+            .header("cookie", cookie)
+            .header("x-csrf-token", csrf)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin request");
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    async fn get(&self, node: &crate::helpers::BinaryServer, key: &str) -> reqwest::Response {
+        self.http.get(Self::url(node, "/v1/customers")).bearer_auth(key).send().await.expect("get")
+    }
+
+    async fn stop(self) {
+        let Cluster { a, b, redis, .. } = self;
+        let codes = tokio::task::spawn_blocking(move || (a.sigterm_and_wait().0, b.sigterm_and_wait().0))
+            .await
+            .expect("stop");
+        assert_eq!(codes, (0, 0));
+        crate::helpers::forget_redis_prefix(&redis.0, &redis.1).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_are_one_system() {
+    let Some(cluster) = Cluster::start().await else { return };
+    let (a, b) = (&cluster.a, &cluster.b);
+
+    // Shared limits: 20 a minute across both nodes, exactly.
+    let key = cluster.issue("shared", &["--per-minute", "20", "--per-second", "1000", "--burst", "1000"]);
+    let requests = (0..40)
+        .map(|i| {
+            cluster.http.get(Cluster::url(if i % 2 == 0 { a } else { b }, "/v1/customers")).bearer_auth(&key)
+        })
+        .collect();
+    let answers = crate::race::race(requests).await;
+    assert_eq!(crate::race::count(&answers, 200), 20, "{answers:?}");
+    assert_eq!(crate::race::count(&answers, 429), 20);
+
+    // A key revoked through A is refused by B within a second.
+    let doomed = cluster.issue("doomed", &[]);
+    assert_eq!(cluster.get(b, &doomed).await.status(), 200, "B has it cached");
+    let (_, keys) =
+        cluster.admin(a, reqwest::Method::GET, "/admin/v1/keys?limit=100", serde_json::Value::Null).await;
+    let id = keys["data"].as_array().and_then(|d| d.iter().find(|k| k["name"] == "doomed")).expect("listed")
+        ["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (status, _) = cluster
+        .admin(a, reqwest::Method::POST, &format!("/admin/v1/keys/{id}/revoke"), serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200);
+    crate::wait::until(Duration::from_secs(1), "B refuses the revoked key", async || {
+        (cluster.get(b, &doomed).await.status() == 401).then_some(())
+    })
+    .await;
+
+    // A tenant setting changed on A shows on B within a second.
+    let plain = cluster.issue("plain", &[]);
+    assert!(cluster.get(b, &plain).await.headers().contains_key("x-ratelimit-limit"));
+    let (status, _) = cluster
+        .admin(
+            a,
+            reqwest::Method::PUT,
+            "/admin/v1/settings",
+            serde_json::json!({"rate_limits": {"send_rate_limit_headers": false}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    crate::wait::until(Duration::from_secs(1), "B stops sending the headers", async || {
+        (!cluster.get(b, &plain).await.headers().contains_key("x-ratelimit-limit")).then_some(())
+    })
+    .await;
+
+    // A rule saved on A governs B within a second.
+    let ruled = cluster.issue("ruled", &["--per-second", "1000", "--burst", "1000"]);
+    let script =
+        "fn rule(request, key, limits) { if key.name == \"ruled\" { limits.per_minute = 1; } limits }";
+    let (status, saved) = cluster
+        .admin(a, reqwest::Method::PUT, "/admin/v1/rules", serde_json::json!({"script": script}))
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    crate::wait::until(Duration::from_secs(1), "B applies A's rule", async || {
+        let r = cluster.get(b, &ruled).await;
+        (r.status() == 429).then_some(())
+    })
+    .await;
+
+    // Usage over both nodes adds up to what the client saw: 40 requests with the shared key.
+    let recorded = crate::wait::until(Duration::from_secs(10), "usage written by both nodes", async || {
+        let (_, usage) =
+            cluster.admin(a, reqwest::Method::GET, "/admin/v1/usage/keys", serde_json::Value::Null).await;
+        let shared = usage.as_array()?.iter().find(|k| k["name"] == "shared")?["requests"].as_i64()?;
+        (shared >= 40).then_some(shared)
+    })
+    .await;
+    assert_eq!(recorded, 40, "each request counted once, by the node that answered it");
+    cluster.stop().await;
+}

@@ -16,12 +16,31 @@ pub(crate) async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Ready when the database answers. Redis, when configured, is reported too: while it is down
+/// the node is `degraded` (still ready) unless `redis.failure = "closed"` makes it refuse.
 pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
-    if state.db.ready().await {
-        Json(json!({ "status": "ready", "database": "ok" })).into_response()
-    } else {
-        Problem::unavailable("database_unavailable", "The database is not reachable").into_response()
+    if !state.db.ready().await {
+        return Problem::unavailable("database_unavailable", "The database is not reachable").into_response();
     }
+    let Some(redis) = &state.redis else {
+        return Json(json!({ "status": "ready", "database": "ok" })).into_response();
+    };
+    if redis.ping().await {
+        return Json(json!({ "status": "ready", "database": "ok", "redis": "ok" })).into_response();
+    }
+    if state.settings.redis.failure == angage_core::config::RedisFailure::Closed {
+        return Problem::unavailable(
+            "redis_unavailable",
+            "Redis is not reachable and redis.failure is closed",
+        )
+        .into_response();
+    }
+    let fallback = match state.settings.redis.failure {
+        angage_core::config::RedisFailure::Local => "counting on this node alone",
+        _ => "not counting",
+    };
+    Json(json!({ "status": "degraded", "database": "ok", "redis": "unavailable", "rate_limits": fallback }))
+        .into_response()
 }
 
 /// The Prometheus scrape: it names tenants' routes and traffic, so it answers a client on a

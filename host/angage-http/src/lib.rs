@@ -61,6 +61,8 @@ pub struct Inner {
     pub proxies: TrustedProxies,
     /// Requests being answered now, against `server.max_in_flight`.
     pub in_flight: InFlight,
+    /// Redis, when `redis.url` is set (for readiness).
+    pub redis: Option<angage_store::shared::Redis>,
 }
 
 impl std::ops::Deref for AppState {

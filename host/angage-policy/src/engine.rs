@@ -77,6 +77,7 @@ impl PolicyEngine {
                 plugins: plugins.clone(),
                 rules: services.rules.clone(),
                 rate_limit_failure: settings.plugins.rate_limit_failure,
+                counters: services.counters.clone(),
             },
             settings.plugins.lanes,
         );

@@ -8,9 +8,10 @@
 //! has pushed them out. Called back to back, each stage pays for cold caches once a batch
 //! instead of once a request. A refusal is answered as soon as its stage has run.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use angage_core::config::FailMode;
 use angage_core::key::KeyRecord;
@@ -20,11 +21,12 @@ use angage_rules::{Allowance, Inputs, RuleKey, RuleRequest, RuleSet};
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::plugins::counters::{Charge as CounterCharge, Charges, CounterOp, Counters};
 use crate::plugins::outputs;
-use crate::plugins::store_data::{effective_limits, to_wit_limits};
+use crate::plugins::store_data::{Charging, effective_limits, to_wit_limits};
 use crate::plugins::{
-    Authenticator, Authorizer, CallError, KeyRef, PluginRuntime, Prefetched, RateLimiter, authenticate,
-    authorize, check, types,
+    Authenticator, Authorizer, CallError, KeyRef, Loaded, PluginRuntime, Prefetched, RateLimiter,
+    authenticate, authorize, check, types,
 };
 use crate::refusals;
 
@@ -38,6 +40,7 @@ pub(crate) struct LaneCtx {
     pub(crate) plugins: Arc<PluginRuntime>,
     pub(crate) rules: Arc<RuleSet>,
     pub(crate) rate_limit_failure: FailMode,
+    pub(crate) counters: Arc<dyn Counters>,
 }
 
 /// The lanes; requests from one thread go to one lane.
@@ -199,8 +202,22 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
     }
 
     let rate = plugins.serving::<RateLimiter>();
-    let decisions =
-        rate.call_batch(&charges, |b, s, c| check(b, s, &c.key, &c.job.request, c.cost, c.limits)).await;
+    let decisions = if ctx.counters.batched() {
+        match charge_shared(ctx, &rate, &charges).await {
+            Some(decisions) => decisions,
+            None => {
+                // `redis.failure = "closed"`, and Redis cannot be reached.
+                for c in charges {
+                    let refusal =
+                        refusals::unavailable(Some(Stage::RateLimit), &"the shared counters are unavailable");
+                    c.job.refuse(Some(&c.key), refusal);
+                }
+                return;
+            }
+        }
+    } else {
+        rate.call_batch(&charges, |b, s, c| check(b, s, &c.key, &c.job.request, c.cost, c.limits)).await
+    };
     for (c, decision) in charges.into_iter().zip(decisions) {
         let decision = match decision {
             Ok(d) => Some(d),
@@ -212,6 +229,53 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
         };
         charged(c, decision);
     }
+}
+
+/// The rate limiter over shared counters, in one round trip for the batch: each call runs once
+/// with its charges recorded (and answered as if they fitted), the charges go to the counters
+/// together, and each call runs again answered from them; that second run's decision stands.
+/// `None` when the counters refuse (`redis.failure = "closed"` during an outage).
+async fn charge_shared(
+    ctx: &LaneCtx,
+    rate: &Loaded<RateLimiter>,
+    charges: &[Charge],
+) -> Option<Vec<Result<types::RateDecision, CallError>>> {
+    let recorded = rate
+        .call_batch(charges, |b, s, c| {
+            s.data_mut().charging = Charging::Record(Vec::new());
+            let out = check(b, s, &c.key, &c.job.request, c.cost, c.limits);
+            let log = std::mem::take(&mut s.data_mut().charging).recorded();
+            out.map(|_| log)
+        })
+        .await;
+    let mut sent: Charges = Vec::new();
+    let mut owners = Vec::new();
+    for (i, log) in recorded.iter().enumerate() {
+        for (namespace, ops) in log.iter().flatten() {
+            sent.push((namespace.clone(), ops.clone()));
+            owners.push(i);
+        }
+    }
+    let now = charges.first().map_or(0, |c| c.job.request.time_ms);
+    let answers = ctx.counters.charge_batch(sent.clone(), now).await.ok()?;
+    let mut replies: Vec<VecDeque<(Vec<CounterOp>, CounterCharge)>> =
+        charges.iter().map(|_| VecDeque::new()).collect();
+    for ((owner, (_, ops)), answer) in owners.into_iter().zip(sent).zip(answers) {
+        replies[owner].push_back((ops, answer));
+    }
+    // Each call carries its own answers (a call that cannot start skips its item, not its turn).
+    let replayed: Vec<(&Charge, Mutex<VecDeque<_>>)> =
+        charges.iter().zip(replies).map(|(c, r)| (c, Mutex::new(r))).collect();
+    Some(
+        rate.call_batch(&replayed, |b, s, (c, replies)| {
+            let answers = std::mem::take(&mut *replies.lock().unwrap_or_else(|p| p.into_inner()));
+            s.data_mut().charging = Charging::Replay(answers);
+            let out = check(b, s, &c.key, &c.job.request, c.cost, c.limits);
+            s.data_mut().charging = Charging::Direct;
+            out
+        })
+        .await,
+    )
 }
 
 fn failed(stage: Stage, error: &CallError) -> angage_core::policy::Refusal {

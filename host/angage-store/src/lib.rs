@@ -10,5 +10,6 @@ mod failure;
 pub mod keys;
 pub mod resources;
 pub mod rules;
+pub mod shared;
 pub mod tenants;
 pub mod usage;

@@ -10,7 +10,7 @@ use angage_core::clock::{Clock, SystemClock};
 use angage_core::config::Settings;
 use angage_core::policy::Policy;
 use angage_http::{AppState, Inner, Listener};
-use angage_policy::plugins::counters::LocalCounters;
+use angage_policy::plugins::counters::{Counters, LocalCounters, SharedCounters};
 use angage_policy::{PolicyEngine, Services};
 use angage_rules::RuleSet;
 use angage_store::admins::throttle::LoginThrottle;
@@ -18,6 +18,7 @@ use angage_store::changes::Feed;
 use angage_store::db::Db;
 use angage_store::keys::Pepper;
 use angage_store::keys::cache::KeyCache;
+use angage_store::shared::Redis;
 use angage_store::tenants::cache::SettingsCache;
 use angage_store::usage::UsageSink;
 use anyhow::Context;
@@ -77,11 +78,11 @@ impl App {
         let listener = Listener::bind(settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
-        if !settings.redis.url.is_empty() {
-            tracing::warn!(
-                "redis.url is set, but this build keeps rate-limit counters in process; limits are per host"
-            );
-        }
+        let redis = Redis::open(&settings.redis).context("redis.url")?;
+        let counters: Arc<dyn Counters> = match &redis {
+            Some(redis) => Arc::new(SharedCounters::new(redis.clone(), settings.redis.failure)),
+            None => Arc::new(LocalCounters::default()),
+        };
         let settings = Arc::new(settings);
         let spool = settings.data.dir.join("usage-spool");
         let usage = UsageSink::start(db.clone(), settings.usage.buffer_size, &spool)
@@ -107,7 +108,7 @@ impl App {
             usage: usage.clone(),
             rules: rules.clone(),
             clock: deps.clock.clone(),
-            counters: Arc::new(LocalCounters::default()),
+            counters,
         };
         let engine: Arc<dyn Policy> = Arc::new(PolicyEngine::start(settings.clone(), services.clone())?);
         let policy = match deps.policy {
@@ -117,6 +118,7 @@ impl App {
         let state = AppState::new(Inner {
             proxies: angage_http::TrustedProxies::new(&settings.server.trusted_proxies),
             in_flight: angage_http::InFlight::default(),
+            redis,
             settings: (*settings).clone(),
             db,
             metrics,

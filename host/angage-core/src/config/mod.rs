@@ -98,8 +98,25 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// Empty: counters live in process. Otherwise a `redis://` URL shared by all nodes.
+    /// Empty: counters and login throttling live in process. Otherwise a `redis://` URL shared
+    /// by all nodes.
     pub url: String,
+    /// What requests get while Redis cannot be reached: `local` (each node counts on its own,
+    /// said once per outage in a warning and in `angage_redis_fallbacks_total`), `open`
+    /// (not counted), `closed` (503).
+    pub failure: RedisFailure,
+    /// Longest wait for one round trip, in milliseconds; past it the round trip has failed.
+    pub timeout_ms: u64,
+    /// Prefix of every key this deployment writes (several deployments may share one Redis).
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisFailure {
+    Local,
+    Open,
+    Closed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -257,7 +274,12 @@ impl Default for Settings {
                 circuit_failures: 3,
                 circuit_open_ms: 1000,
             },
-            redis: RedisSettings { url: String::new() },
+            redis: RedisSettings {
+                url: String::new(),
+                failure: RedisFailure::Local,
+                timeout_ms: 20,
+                prefix: "angage:".into(),
+            },
             data: DataSettings { dir: "data".into() },
             plugins: PluginSettings {
                 dir: "plugins.d".into(),
@@ -512,6 +534,9 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if settings.server.max_in_flight == 0 {
         return Err(invalid("server.max_in_flight", "must be at least 1".into()));
+    }
+    if settings.redis.timeout_ms == 0 {
+        return Err(invalid("redis.timeout_ms", "must be at least 1".into()));
     }
     if settings.database.acquire_timeout_ms == 0 {
         return Err(invalid("database.acquire_timeout_ms", "must be at least 1".into()));

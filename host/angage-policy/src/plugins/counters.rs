@@ -1,34 +1,51 @@
 //! Counters the host keeps for plugins: atomic check-and-increment over several counters (all
-//! charged or none), with a time to live. Each plugin has its own namespace. In process here;
-//! shared backends plug in behind the same trait.
+//! charged or none), with a time to live. Each plugin has its own namespace. In this process
+//! ([`LocalCounters`]), or in Redis for every node ([`SharedCounters`]), where a lane's whole
+//! batch of charges is one round trip (`lanes.rs` records the charges, sends them, replays).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
 
-/// One counter to charge.
-#[derive(Debug, Clone)]
-pub struct CounterOp {
-    pub key: String,
-    pub cost: u64,
-    pub limit: u64,
-    pub ttl_ms: u64,
-}
+use angage_core::config::RedisFailure;
+use angage_store::shared::Redis;
+pub use angage_store::shared::{Charge, CounterOp};
 
-/// The outcome of a charge.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Charge {
-    /// Every op fitted; the new values.
-    Charged(Vec<u64>),
-    /// The first op that did not fit, and the current values; nothing was charged.
-    Refused { index: usize, values: Vec<u64> },
-}
+/// Several calls' charges: each call's plugin namespace and ops.
+pub type Charges = Vec<(String, Vec<CounterOp>)>;
+
+/// Charges could not be made, and `redis.failure = "closed"` says to refuse.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the shared counters are unavailable")]
+pub struct Refuse;
 
 /// Counters shared by plugin instances; `namespace` is the calling plugin's name.
 pub trait Counters: Send + Sync {
     /// Takes the ops by value so a new counter keeps the key without copying it.
-    fn check_and_increment(&self, namespace: &str, ops: Vec<CounterOp>, now_ms: i64) -> Charge;
+    fn check_and_increment(
+        &self,
+        namespace: &str,
+        ops: Vec<CounterOp>,
+        now_ms: i64,
+    ) -> Result<Charge, Refuse>;
     /// Several counters' values, in order (0 for an absent one).
-    fn get_many(&self, namespace: &str, keys: &[String], now_ms: i64) -> Vec<u64>;
+    fn get_many(&self, namespace: &str, keys: &[String], now_ms: i64) -> Result<Vec<u64>, Refuse>;
+    /// Whether a batch's charges are worth gathering into one [`Counters::charge_batch`] (a
+    /// round trip to make), rather than made one call at a time.
+    fn batched(&self) -> bool {
+        false
+    }
+    /// Every call's charges, in order, in one round trip.
+    fn charge_batch(
+        &self,
+        charges: Charges,
+        now_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Charge>, Refuse>> + Send + '_>> {
+        Box::pin(async move {
+            charges.into_iter().map(|(ns, ops)| self.check_and_increment(&ns, ops, now_ms)).collect()
+        })
+    }
 }
 
 /// Counters in this process's memory.
@@ -52,7 +69,22 @@ fn value(values: Option<&Values>, key: &str, now_ms: i64) -> u64 {
 }
 
 impl Counters for LocalCounters {
-    fn check_and_increment(&self, namespace: &str, ops: Vec<CounterOp>, now_ms: i64) -> Charge {
+    fn check_and_increment(
+        &self,
+        namespace: &str,
+        ops: Vec<CounterOp>,
+        now_ms: i64,
+    ) -> Result<Charge, Refuse> {
+        Ok(self.charge(namespace, ops, now_ms))
+    }
+
+    fn get_many(&self, namespace: &str, keys: &[String], now_ms: i64) -> Result<Vec<u64>, Refuse> {
+        Ok(self.values(namespace, keys, now_ms))
+    }
+}
+
+impl LocalCounters {
+    fn charge(&self, namespace: &str, ops: Vec<CounterOp>, now_ms: i64) -> Charge {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.ops_since_sweep += 1;
         if inner.ops_since_sweep >= 10_000 {
@@ -84,10 +116,95 @@ impl Counters for LocalCounters {
         Charge::Charged(out)
     }
 
-    fn get_many(&self, namespace: &str, keys: &[String], now_ms: i64) -> Vec<u64> {
+    fn values(&self, namespace: &str, keys: &[String], now_ms: i64) -> Vec<u64> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let current = inner.namespaces.get(namespace);
         keys.iter().map(|k| value(current, k, now_ms)).collect()
+    }
+}
+
+/// Counters in Redis, for every node; while Redis cannot be reached, `redis.failure` decides:
+/// this node's own counters (`local`), no counting (`open`) or refusal (`closed`).
+pub struct SharedCounters {
+    redis: Redis,
+    failure: RedisFailure,
+    local: LocalCounters,
+}
+
+impl SharedCounters {
+    pub fn new(redis: Redis, failure: RedisFailure) -> Self {
+        Self { redis, failure, local: LocalCounters::default() }
+    }
+
+    /// What a charge gets while Redis is away.
+    fn fallback(&self, namespace: &str, ops: Vec<CounterOp>, now_ms: i64) -> Result<Charge, Refuse> {
+        metrics::counter!("angage_redis_fallbacks_total", "mode" => mode_name(self.failure)).increment(1);
+        match self.failure {
+            RedisFailure::Local => Ok(self.local.charge(namespace, ops, now_ms)),
+            RedisFailure::Open => Ok(Charge::Charged(ops.iter().map(|o| o.cost).collect())),
+            RedisFailure::Closed => Err(Refuse),
+        }
+    }
+}
+
+fn mode_name(mode: RedisFailure) -> &'static str {
+    match mode {
+        RedisFailure::Local => "local",
+        RedisFailure::Open => "open",
+        RedisFailure::Closed => "closed",
+    }
+}
+
+/// A round trip from inside a plugin call (a cache of the plugin's missed, or a charge that did
+/// not go as recorded): this worker waits for it, bounded by `redis.timeout_ms`.
+fn wait<T>(call: impl Future<Output = T>) -> Option<T> {
+    let handle = tokio::runtime::Handle::try_current().ok()?;
+    (handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        .then(|| tokio::task::block_in_place(|| handle.block_on(call)))
+}
+
+impl Counters for SharedCounters {
+    fn check_and_increment(
+        &self,
+        namespace: &str,
+        ops: Vec<CounterOp>,
+        now_ms: i64,
+    ) -> Result<Charge, Refuse> {
+        let charges = [(namespace, ops.as_slice())];
+        match wait(self.redis.charge_batch(&charges)) {
+            Some(Ok(mut answers)) if answers.len() == 1 => Ok(answers.remove(0)),
+            _ => self.fallback(namespace, ops, now_ms),
+        }
+    }
+
+    fn get_many(&self, namespace: &str, keys: &[String], now_ms: i64) -> Result<Vec<u64>, Refuse> {
+        match wait(self.redis.get_many(namespace, keys)) {
+            Some(Ok(values)) => Ok(values),
+            _ => match self.failure {
+                RedisFailure::Local => Ok(self.local.values(namespace, keys, now_ms)),
+                RedisFailure::Open => Ok(vec![0; keys.len()]),
+                RedisFailure::Closed => Err(Refuse),
+            },
+        }
+    }
+
+    fn batched(&self) -> bool {
+        true
+    }
+
+    fn charge_batch(
+        &self,
+        charges: Charges,
+        now_ms: i64,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Charge>, Refuse>> + Send + '_>> {
+        Box::pin(async move {
+            let refs: Vec<(&str, &[CounterOp])> =
+                charges.iter().map(|(ns, ops)| (ns.as_str(), ops.as_slice())).collect();
+            match self.redis.charge_batch(&refs).await {
+                Ok(answers) if answers.len() == charges.len() => Ok(answers),
+                _ => charges.into_iter().map(|(ns, ops)| self.fallback(&ns, ops, now_ms)).collect(),
+            }
+        })
     }
 }
 
@@ -102,21 +219,21 @@ mod tests {
     #[test]
     fn all_or_nothing_and_expiry() {
         let c = LocalCounters::default();
-        assert_eq!(c.check_and_increment("p", vec![op("a", 2), op("b", 1)], 0), Charge::Charged(vec![1, 1]));
+        assert_eq!(c.charge("p", vec![op("a", 2), op("b", 1)], 0), Charge::Charged(vec![1, 1]));
         assert_eq!(
-            c.check_and_increment("p", vec![op("a", 2), op("b", 1)], 0),
+            c.charge("p", vec![op("a", 2), op("b", 1)], 0),
             Charge::Refused { index: 1, values: vec![1, 1] }
         );
-        assert_eq!(c.get_many("p", &["a".into()], 0), [1], "a refused charge leaves every counter as it was");
-        assert_eq!(c.get_many("p", &["a".into(), "z".into()], 1000), [0, 0], "expired");
-        assert_eq!(c.check_and_increment("p", vec![op("a", 2)], 1000), Charge::Charged(vec![1]));
+        assert_eq!(c.values("p", &["a".into()], 0), [1], "a refused charge leaves every counter as it was");
+        assert_eq!(c.values("p", &["a".into(), "z".into()], 1000), [0, 0], "expired");
+        assert_eq!(c.charge("p", vec![op("a", 2)], 1000), Charge::Charged(vec![1]));
     }
 
     #[test]
     fn plugins_do_not_share_counters() {
         let c = LocalCounters::default();
-        assert_eq!(c.check_and_increment("p", vec![op("a", 1)], 0), Charge::Charged(vec![1]));
-        assert_eq!(c.get_many("q", &["a".into()], 0), [0]);
-        assert_eq!(c.check_and_increment("q", vec![op("a", 1)], 0), Charge::Charged(vec![1]));
+        assert_eq!(c.charge("p", vec![op("a", 1)], 0), Charge::Charged(vec![1]));
+        assert_eq!(c.values("q", &["a".into()], 0), [0]);
+        assert_eq!(c.charge("q", vec![op("a", 1)], 0), Charge::Charged(vec![1]));
     }
 }

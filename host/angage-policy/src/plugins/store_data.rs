@@ -112,6 +112,31 @@ pub(crate) struct StoreData {
     table: ResourceTable,
     /// Keys from `lookup-key` the plugin still holds; the table lives outside its memory cap.
     keys_held: usize,
+    /// How this call's charges are made.
+    pub(crate) charging: Charging,
+}
+
+/// How a call's `check-and-increment` is answered: at once, or (with shared counters, see
+/// `lanes.rs`) recorded for the batch's one round trip and then answered from it.
+#[derive(Default)]
+pub(crate) enum Charging {
+    #[default]
+    Direct,
+    /// Recorded, and answered as if every op fitted (this call's decision is not used).
+    Record(Vec<(String, Vec<CounterOp>)>),
+    /// Answered from the batch's round trip, in order; ops that differ from those recorded
+    /// are charged at once.
+    Replay(std::collections::VecDeque<(Vec<CounterOp>, Charge)>),
+}
+
+impl Charging {
+    /// What a recording call charged.
+    pub(crate) fn recorded(self) -> Vec<(String, Vec<CounterOp>)> {
+        match self {
+            Charging::Record(log) => log,
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Core instances, tables and table slots a plugin may have: a component made from one module
@@ -146,6 +171,7 @@ impl StoreData {
             lent: Lent::default(),
             table: ResourceTable::new(),
             keys_held: 0,
+            charging: Charging::Direct,
         }
     }
 
@@ -215,11 +241,26 @@ impl host::Host for StoreData {
     }
 
     fn check_and_increment(&mut self, ops: Vec<host::CounterOp>) -> wasmtime::Result<host::ChargeResult> {
-        let ops = ops
+        let ops: Vec<CounterOp> = ops
             .into_iter()
             .map(|o| CounterOp { key: o.key, cost: o.cost, limit: o.limit, ttl_ms: o.ttl_ms })
             .collect();
-        Ok(match self.ctx.counters.check_and_increment(&self.plugin.name, ops, self.ctx.clock.now_ms()) {
+        let charge = match &mut self.charging {
+            Charging::Record(log) => {
+                let assumed = Charge::Charged(ops.iter().map(|o| o.cost).collect());
+                log.push((self.plugin.name.to_string(), ops));
+                assumed
+            }
+            Charging::Replay(answers) if answers.front().is_some_and(|(recorded, _)| *recorded == ops) => {
+                answers.pop_front().map(|(_, answer)| answer).unwrap_or(Charge::Charged(Vec::new()))
+            }
+            Charging::Replay(_) | Charging::Direct => self
+                .ctx
+                .counters
+                .check_and_increment(&self.plugin.name, ops, self.ctx.clock.now_ms())
+                .map_err(wasmtime::Error::new)?,
+        };
+        Ok(match charge {
             Charge::Charged(values) => host::ChargeResult::Charged(values),
             Charge::Refused { index, values } => host::ChargeResult::Refused(host::Refusal {
                 index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -229,7 +270,10 @@ impl host::Host for StoreData {
     }
 
     fn get_counters(&mut self, keys: Vec<String>) -> wasmtime::Result<Vec<u64>> {
-        Ok(self.ctx.counters.get_many(&self.plugin.name, &keys, self.ctx.clock.now_ms()))
+        self.ctx
+            .counters
+            .get_many(&self.plugin.name, &keys, self.ctx.clock.now_ms())
+            .map_err(wasmtime::Error::new)
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<i64> {

@@ -1,0 +1,301 @@
+//! State every node shares beyond the database: Redis, for rate-limit counters and login
+//! throttling. One connection manager per process (it reconnects by itself); every round trip
+//! is bounded by `redis.timeout_ms`; after a failure, calls fail at once for a moment instead of
+//! each waiting out the timeout, then one probes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::{Client, ErrorKind, RedisResult, Script, ServerErrorKind, Value};
+
+use angage_core::config::RedisSettings;
+
+/// One counter to charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterOp {
+    pub key: String,
+    pub cost: u64,
+    pub limit: u64,
+    pub ttl_ms: u64,
+}
+
+/// The outcome of a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Charge {
+    /// Every op fitted; the new values.
+    Charged(Vec<u64>),
+    /// The first op that did not fit, and the current values; nothing was charged.
+    Refused { index: usize, values: Vec<u64> },
+}
+
+/// Redis could not answer in time (or at all).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("Redis is unavailable: {0}")]
+pub struct Unavailable(pub String);
+
+/// How long calls fail at once after a failure, before one probes again.
+const BACKOFF_MS: i64 = 500;
+
+/// All-or-nothing over several counters, atomically on the server: every counter fits its
+/// limit with its cost added, or none is charged. A new counter expires with its window.
+/// KEYS: the counters; ARGV: cost, limit, ttl (ms) for each. Returns {1, -1, values...} when
+/// charged, {0, index, values...} when the op at `index` (0-based) did not fit.
+const CHARGE: &str = r"
+local values = redis.call('MGET', unpack(KEYS))
+for i = 1, #KEYS do
+  local v = tonumber(values[i]) or 0
+  values[i] = v
+  if v + tonumber(ARGV[i * 3 - 2]) > tonumber(ARGV[i * 3 - 1]) then
+    local out = {0, i - 1}
+    for j = 1, #KEYS do out[j + 2] = tonumber(values[j]) or 0 end
+    return out
+  end
+end
+local out = {1, -1}
+for i = 1, #KEYS do
+  local cost = tonumber(ARGV[i * 3 - 2])
+  local v = values[i]
+  if cost > 0 then
+    v = redis.call('INCRBY', KEYS[i], cost)
+    if v == cost then redis.call('PEXPIRE', KEYS[i], ARGV[i * 3]) end
+  end
+  out[i + 2] = v
+end
+return out
+";
+
+/// A process's handle on Redis.
+#[derive(Clone)]
+pub struct Redis(Arc<Inner>);
+
+struct Inner {
+    manager: ConnectionManager,
+    charge: Script,
+    prefix: String,
+    timeout: Duration,
+    started: Instant,
+    /// Milliseconds since `started` until which calls fail at once.
+    down_until: AtomicI64,
+    /// Whether the last round trip failed (for the once-per-outage warning).
+    down: AtomicBool,
+}
+
+impl Redis {
+    /// A handle for `settings.url`; `None` when it is empty. Connects lazily, so a server starts
+    /// while Redis is down and uses it once it is up.
+    pub fn open(settings: &RedisSettings) -> Result<Option<Self>, Unavailable> {
+        if settings.url.is_empty() {
+            return Ok(None);
+        }
+        let client = Client::open(settings.url.as_str()).map_err(|e| Unavailable(e.to_string()))?;
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(200));
+        let manager = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| Unavailable(e.to_string()))?;
+        Ok(Some(Self(Arc::new(Inner {
+            manager,
+            charge: Script::new(CHARGE),
+            prefix: settings.prefix.clone(),
+            timeout,
+            started: Instant::now(),
+            down_until: AtomicI64::new(0),
+            down: AtomicBool::new(false),
+        }))))
+    }
+
+    /// The key this deployment uses for `name`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.0.prefix)
+    }
+
+    /// Whether the last round trip succeeded.
+    pub fn is_up(&self) -> bool {
+        !self.0.down.load(Ordering::Acquire)
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.0.started.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// One round trip, bounded, counted, and failed at once while Redis was just seen down.
+    async fn round_trip<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = RedisResult<T>>,
+    ) -> Result<T, Unavailable> {
+        if self.now_ms() < self.0.down_until.load(Ordering::Acquire) {
+            return Err(Unavailable("down a moment ago".into()));
+        }
+        metrics::counter!("angage_redis_round_trips_total", "op" => what).increment(1);
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.0.timeout, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(Unavailable(e.to_string())),
+            Err(_) => Err(Unavailable(format!("no answer within {:?}", self.0.timeout))),
+        };
+        metrics::histogram!("angage_redis_round_trip_seconds").record(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => {
+                if self.0.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!("Redis answers again");
+                    metrics::gauge!("angage_redis_up").set(1.0);
+                }
+            }
+            Err(e) => {
+                metrics::counter!("angage_redis_failures_total").increment(1);
+                self.0.down_until.store(self.now_ms() + BACKOFF_MS, Ordering::Release);
+                if !self.0.down.swap(true, Ordering::AcqRel) {
+                    tracing::warn!(error = %e, "Redis is unavailable; falling back as redis.failure says");
+                    metrics::gauge!("angage_redis_up").set(0.0);
+                }
+            }
+        }
+        result
+    }
+
+    /// Whether Redis answers a PING now (for `/readyz`).
+    pub async fn ping(&self) -> bool {
+        let mut conn = self.0.manager.clone();
+        self.round_trip("ping", async move { ::redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .await
+            .is_ok()
+    }
+
+    /// Charges several requests' counters in one round trip: each request's ops are one
+    /// atomic script call, in order. `namespace` keeps plugins' counters apart.
+    pub async fn charge_batch(&self, charges: &[(&str, &[CounterOp])]) -> Result<Vec<Charge>, Unavailable> {
+        if charges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = ::redis::pipe();
+        for (namespace, ops) in charges {
+            let cmd = pipe.cmd("EVALSHA").arg(self.0.charge.get_hash()).arg(ops.len());
+            for op in *ops {
+                cmd.arg(self.counter_key(namespace, &op.key));
+            }
+            for op in *ops {
+                cmd.arg(op.cost).arg(op.limit).arg(op.ttl_ms.max(1));
+            }
+        }
+        let values: Vec<Value> = self.pipeline_with_script(&pipe).await?;
+        charges
+            .iter()
+            .zip(values)
+            .map(|((_, ops), value)| parse_charge(ops.len(), value))
+            .collect::<Result<_, _>>()
+    }
+
+    /// A pipeline of script calls; when Redis lost the script (a restart, a flush), it is
+    /// loaded and the pipeline sent once more.
+    async fn pipeline_with_script(&self, pipe: &::redis::Pipeline) -> Result<Vec<Value>, Unavailable> {
+        let mut conn = self.0.manager.clone();
+        let first =
+            self.round_trip("charge", async { Ok(pipe.query_async::<Vec<Value>>(&mut conn).await) }).await?;
+        match first {
+            Ok(values) => Ok(values),
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                let mut conn = self.0.manager.clone();
+                let script = &self.0.charge;
+                self.round_trip("load", async move {
+                    script.load_async(&mut conn).await?;
+                    pipe.query_async::<Vec<Value>>(&mut conn).await
+                })
+                .await
+            }
+            Err(e) => {
+                let e = Unavailable(e.to_string());
+                tracing::warn!(error = %e, "Redis refused a charge");
+                Err(e)
+            }
+        }
+    }
+
+    /// Counters' values, in order (0 for an absent one).
+    pub async fn get_many(&self, namespace: &str, keys: &[String]) -> Result<Vec<u64>, Unavailable> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = keys.iter().map(|k| self.counter_key(namespace, k)).collect();
+        let mut conn = self.0.manager.clone();
+        let values: Vec<Option<u64>> = self
+            .round_trip("get", async move { ::redis::cmd("MGET").arg(&names).query_async(&mut conn).await })
+            .await?;
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Adds one to `name` (a throttle's count), which expires `ttl_ms` after it was created;
+    /// the new count.
+    pub async fn hit(&self, name: &str, ttl_ms: u64) -> Result<u64, Unavailable> {
+        let key = self.key(name);
+        let mut conn = self.0.manager.clone();
+        let (count, _): (u64, i64) = self
+            .round_trip("hit", async move {
+                ::redis::pipe()
+                    .atomic()
+                    .cmd("INCR")
+                    .arg(&key)
+                    .cmd("PEXPIRE")
+                    .arg(&key)
+                    .arg(ttl_ms.max(1))
+                    .arg("NX")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(count)
+    }
+
+    /// The counts of `names` (0 for an absent one).
+    pub async fn counts(&self, names: &[String]) -> Result<Vec<u64>, Unavailable> {
+        let keys: Vec<String> = names.iter().map(|n| self.key(n)).collect();
+        let mut conn = self.0.manager.clone();
+        let values: Vec<Option<u64>> = self
+            .round_trip("get", async move { ::redis::cmd("MGET").arg(&keys).query_async(&mut conn).await })
+            .await?;
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// Deletes `name`.
+    pub async fn forget(&self, name: &str) -> Result<(), Unavailable> {
+        let key = self.key(name);
+        let mut conn = self.0.manager.clone();
+        self.round_trip(
+            "del",
+            async move { ::redis::cmd("DEL").arg(&key).query_async::<i64>(&mut conn).await },
+        )
+        .await
+        .map(drop)
+    }
+
+    fn counter_key(&self, namespace: &str, key: &str) -> String {
+        format!("{}c:{namespace}:{key}", self.0.prefix)
+    }
+}
+
+/// The script's answer: {1, -1, values...} or {0, index, values...}.
+fn parse_charge(n: usize, value: Value) -> Result<Charge, Unavailable> {
+    let bad = || Unavailable("an unexpected answer to a charge".into());
+    let Value::Array(items) = value else { return Err(bad()) };
+    let numbers: Vec<i64> = items
+        .into_iter()
+        .map(|v| match v {
+            Value::Int(i) => Ok(i),
+            _ => Err(bad()),
+        })
+        .collect::<Result<_, _>>()?;
+    if numbers.len() != n + 2 {
+        return Err(bad());
+    }
+    let values = numbers[2..].iter().map(|v| u64::try_from(*v).unwrap_or(0)).collect();
+    Ok(if numbers[0] == 1 {
+        Charge::Charged(values)
+    } else {
+        Charge::Refused { index: usize::try_from(numbers[1]).map_err(|_| bad())?, values }
+    })
+}
