@@ -228,6 +228,20 @@ async fn two_nodes_are_one_system() {
     })
     .await;
 
+    // Failed logins count on every node: what A allowed, B does not give again.
+    let wrong = |node: &crate::helpers::BinaryServer| {
+        cluster
+            .http
+            .post(Cluster::url(node, "/admin/v1/login"))
+            .json(&serde_json::json!({"email": "guess@demo.local", "password": "not it"}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(wrong(a).await.expect("login").status(), 401);
+    }
+    let throttled = wrong(b).await.expect("login");
+    assert_eq!(throttled.status(), 429, "the sixth guess, on the other node, waits");
+
     // Usage over both nodes adds up to what the client saw: 40 requests with the shared key.
     let recorded = crate::wait::until(Duration::from_secs(10), "usage written by both nodes", async || {
         let (_, usage) =
@@ -238,4 +252,130 @@ async fn two_nodes_are_one_system() {
     .await;
     assert_eq!(recorded, 40, "each request counted once, by the node that answered it");
     cluster.stop().await;
+}
+
+/// A Redis of the test's own (so stopping it disturbs no other test), on a free port.
+struct PrivateRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Option<Self> {
+        crate::helpers::redis_url()?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("a free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut redis = Self { port, child: None };
+        redis.up();
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (installed by .ci/run)");
+        self.child = Some(child);
+        crate::wait::until_blocking(Duration::from_secs(5), "redis-server listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).ok().map(drop)
+        });
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_never_a_500_and_service_returns_by_itself() {
+    use angage_core::config::RedisFailure;
+    let Some(mut redis) = PrivateRedis::start() else { return };
+    for mode in [RedisFailure::Local, RedisFailure::Open, RedisFailure::Closed] {
+        let db = crate::helpers::TestDb::new(crate::helpers::Backend::Sqlite).await;
+        let mut settings = crate::helpers::test_settings(&db);
+        settings.redis.url = redis.url();
+        settings.redis.failure = mode;
+        settings.redis.prefix = format!("angage-t-{}:", angage_core::ids::random_base62(8));
+        let app = crate::helpers::spawn_with(db, settings).await;
+        let admin = app.demo_admin().await;
+        let made = admin
+            .post(
+                "/admin/v1/keys",
+                serde_json::json!({"name": "five", "environment": "test", "rate_limits": {"per_minute": 5}}),
+            )
+            .await;
+        let key = made.body["key"].as_str().expect("key").to_owned();
+        let get = async || {
+            app.http
+                .get(app.url("/v1/customers"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        };
+        let mut up = Vec::new();
+        for _ in 0..6 {
+            up.push(get().await);
+        }
+        assert_eq!(up, [200, 200, 200, 200, 200, 429], "{mode:?}: counted in Redis");
+
+        redis.down();
+        let mut down = Vec::new();
+        for _ in 0..8 {
+            down.push(get().await);
+        }
+        assert!(!down.contains(&500), "{mode:?}: {down:?}");
+        let ready = app.get("/readyz").await;
+        match mode {
+            RedisFailure::Local => {
+                assert_eq!(down, [200, 200, 200, 200, 200, 429, 429, 429], "this node counts alone");
+                assert_eq!(ready.json::<serde_json::Value>().await.expect("json")["status"], "degraded");
+            }
+            RedisFailure::Open => {
+                assert!(down.iter().all(|s| *s == 200), "not counted: {down:?}");
+                assert_eq!(ready.status(), 200);
+            }
+            RedisFailure::Closed => {
+                assert!(down.iter().all(|s| *s == 503), "refused: {down:?}");
+                assert_eq!(ready.status(), 503);
+            }
+        }
+
+        redis.up();
+        crate::wait::until(Duration::from_secs(5), "Redis counting again", async || {
+            (get().await == 200 && app.get("/readyz").await.status() == 200).then_some(())
+        })
+        .await;
+        let metrics = app.get("/metrics").await.text().await.expect("metrics");
+        assert!(metrics.contains("angage_redis_failures_total"), "{mode:?}: outages are counted");
+        app.stop().await;
+    }
 }

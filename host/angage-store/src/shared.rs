@@ -229,48 +229,44 @@ impl Redis {
         Ok(values.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    /// Adds one to `name` (a throttle's count), which expires `ttl_ms` after it was created;
-    /// the new count.
-    pub async fn hit(&self, name: &str, ttl_ms: u64) -> Result<u64, Unavailable> {
-        let key = self.key(name);
+    /// Runs `script` over `keys` with `args` and `last` as arguments; its integer answer.
+    pub async fn script(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: &[i64],
+        last: &str,
+    ) -> Result<i64, Unavailable> {
+        let mut invocation = script.prepare_invoke();
+        for k in keys {
+            invocation.key(k);
+        }
+        for a in args {
+            invocation.arg(*a);
+        }
+        invocation.arg(last);
         let mut conn = self.0.manager.clone();
-        let (count, _): (u64, i64) = self
-            .round_trip("hit", async move {
-                ::redis::pipe()
-                    .atomic()
-                    .cmd("INCR")
-                    .arg(&key)
-                    .cmd("PEXPIRE")
-                    .arg(&key)
-                    .arg(ttl_ms.max(1))
-                    .arg("NX")
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(count)
+        self.round_trip("script", async move { invocation.invoke_async::<i64>(&mut conn).await }).await
     }
 
-    /// The counts of `names` (0 for an absent one).
-    pub async fn counts(&self, names: &[String]) -> Result<Vec<u64>, Unavailable> {
-        let keys: Vec<String> = names.iter().map(|n| self.key(n)).collect();
+    /// Forgives one attempt: `account` starts over and `member` leaves `address`'s set.
+    pub async fn forgive(&self, account: &str, address: &str, member: &str) -> Result<(), Unavailable> {
+        let (account, address, member) = (account.to_owned(), address.to_owned(), member.to_owned());
         let mut conn = self.0.manager.clone();
-        let values: Vec<Option<u64>> = self
-            .round_trip("get", async move { ::redis::cmd("MGET").arg(&keys).query_async(&mut conn).await })
-            .await?;
-        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
-    }
-
-    /// Deletes `name`.
-    pub async fn forget(&self, name: &str) -> Result<(), Unavailable> {
-        let key = self.key(name);
-        let mut conn = self.0.manager.clone();
-        self.round_trip(
-            "del",
-            async move { ::redis::cmd("DEL").arg(&key).query_async::<i64>(&mut conn).await },
-        )
+        self.round_trip("forgive", async move {
+            ::redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(&account)
+                .ignore()
+                .cmd("ZREM")
+                .arg(&address)
+                .arg(&member)
+                .ignore()
+                .query_async::<()>(&mut conn)
+                .await
+        })
         .await
-        .map(drop)
     }
 
     fn counter_key(&self, namespace: &str, key: &str) -> String {

@@ -69,16 +69,17 @@ impl App {
             .context("first-start setup")?;
         let keys = Arc::new(KeyCache::new(pepper, seconds_ms(settings.keys.cache_ttl_seconds)));
         let tenant_settings = Arc::new(SettingsCache::new(seconds_ms(settings.tenants.cache_ttl_seconds)));
+        let redis = Redis::open(&settings.redis).context("redis.url")?;
         let a = &settings.admin;
         let throttle = LoginThrottle::new(
             seconds_ms(a.login_window_minutes * 60),
             a.login_max_failures_per_account as usize,
             a.login_max_failures_per_ip as usize,
+            redis.clone(),
         );
         let listener = Listener::bind(settings.server.addr)
             .await
             .with_context(|| format!("binding {}", settings.server.addr))?;
-        let redis = Redis::open(&settings.redis).context("redis.url")?;
         let counters: Arc<dyn Counters> = match &redis {
             Some(redis) => Arc::new(SharedCounters::new(redis.clone(), settings.redis.failure)),
             None => Arc::new(LocalCounters::default()),

@@ -81,14 +81,17 @@ pub(super) async fn login(
     }
     let now = state.clock.now_ms();
     let ip = origin.ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-    if let Err(Wait(wait)) = state.throttle.begin(&email, &ip, now) {
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "login_throttled",
-            format!("Too many failed logins; try again in {wait} seconds"),
-        )
-        .with_header(header::RETRY_AFTER, HeaderValue::from(wait)));
-    }
+    let attempt = match state.throttle.begin(&email, &ip, now).await {
+        Ok(attempt) => attempt,
+        Err(Wait(wait)) => {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "login_throttled",
+                format!("Too many failed logins; try again in {wait} seconds"),
+            )
+            .with_header(header::RETRY_AFTER, HeaderValue::from(wait)));
+        }
+    };
     // argon2 takes tens of MiB and milliseconds per check: only so many run at once, the
     // rest are told to come back instead of queueing memory.
     let Ok(_verifying) = state.password_checks.clone().try_acquire_owned() else {
@@ -124,7 +127,7 @@ pub(super) async fn login(
             ));
         }
     };
-    state.throttle.succeeded(&email, &ip, now);
+    state.throttle.succeeded(&attempt).await;
     let ttl_ms = state.settings.admin.session_ttl_hours as i64 * 3_600_000;
     let session = sessions::create(&state.db, state.keys.pepper(), &admin, ttl_ms, now).await.map_err(db)?;
     let mut conn = state.db.conn().await.map_err(db)?;
