@@ -228,6 +228,54 @@ async fn two_nodes_are_one_system() {
     })
     .await;
 
+    // A plugin installed through A (its CLI, on the shared database) answers on B within 5 s:
+    // test keys become read-only.
+    let writer = cluster.issue("writer", &["--per-second", "1000", "--burst", "1000"]);
+    let create = |node: &crate::helpers::BinaryServer, n: usize| {
+        cluster
+            .http
+            .post(Cluster::url(node, "/v1/customers"))
+            .bearer_auth(&writer)
+            .json(&serde_json::json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")}))
+            .send()
+    };
+    assert_eq!(create(b, 0).await.expect("post").status(), 201, "before: the built-in authorizer");
+    let out = angage_bin()
+        .current_dir(cluster.dirs[0].path())
+        .args([
+            "plugins",
+            "install",
+            angage_test_plugins::DENY_TEST_WRITES,
+            "--name",
+            "module-scopes",
+            "--json",
+        ])
+        .args(["--config", cluster.config.to_str().expect("path")])
+        .output()
+        .expect("plugins install");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut n = 0;
+    crate::wait::until(Duration::from_secs(5), "B serves the installed plugin", async || {
+        n += 1;
+        (create(b, n).await.expect("post").status() == 403).then_some(())
+    })
+    .await;
+    let listed = angage_bin()
+        .current_dir(cluster.dirs[0].path())
+        .args(["plugins", "list", "--json", "--config", cluster.config.to_str().expect("path")])
+        .output()
+        .expect("plugins list");
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let stored = listed["stored"][0]["sha256"].as_str().expect("stored").to_owned();
+    let serving: Vec<&str> = listed["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter(|n| n["stage"] == "authorize")
+        .filter_map(|n| n["sha256"].as_str())
+        .collect();
+    assert_eq!(serving, [stored.as_str(), stored.as_str()], "both nodes report the stored hash: {listed}");
+
     // Failed logins count on every node: what A allowed, B does not give again.
     let wrong = |node: &crate::helpers::BinaryServer| {
         cluster

@@ -19,6 +19,7 @@ use crate::lanes::{LaneCtx, Lanes};
 use crate::plugins::RuntimeError;
 use crate::plugins::counters::Counters;
 use crate::plugins::store_data::HostCtx;
+use crate::plugins::store_data::Node;
 use crate::plugins::{KeyRef, PluginRuntime, Prefetched, watch};
 use crate::refusals;
 use crate::unauthenticated::Unauthenticated;
@@ -33,6 +34,7 @@ pub struct Services {
     pub rules: Arc<RuleSet>,
     pub clock: Arc<dyn Clock>,
     pub counters: Arc<dyn Counters>,
+    pub node: Node,
 }
 
 impl Services {
@@ -45,6 +47,7 @@ impl Services {
             clock: self.clock.clone(),
             counters: self.counters.clone(),
             metric_names: Default::default(),
+            node: self.node.clone(),
         })
     }
 }
@@ -68,9 +71,15 @@ pub struct PolicyEngine {
 }
 
 impl PolicyEngine {
-    /// Loads every stage's plugin, starts the lanes, enrich-usage and the plugin watcher.
-    pub fn start(settings: Arc<Settings>, services: Services) -> Result<Self, StartError> {
-        let plugins = PluginRuntime::start(settings.clone(), services.host_ctx())?;
+    /// Loads every stage's plugin (the cluster's stored versions first), starts the lanes,
+    /// enrich-usage and the plugin watcher.
+    pub async fn start(settings: Arc<Settings>, services: Services) -> Result<Self, StartError> {
+        let stored = angage_store::plugins::active_all(&services.db).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the stored plugins; starting with files and built-ins");
+            Vec::new()
+        });
+        let plugins = PluginRuntime::start(settings.clone(), services.host_ctx(), &stored)?;
+        plugins.report_all().await;
         let watcher = watch::spawn(plugins.clone())?;
         let lanes = Lanes::start(
             LaneCtx {
@@ -84,6 +93,33 @@ impl PolicyEngine {
         let enrich = EnrichQueue::start(plugins.clone(), services.usage.clone());
         let unauthenticated = Unauthenticated::new(settings.server.unauthenticated_per_minute);
         Ok(Self { services, plugins, lanes, enrich, unauthenticated, _watcher: watcher })
+    }
+
+    /// Checks a component as plugin `name` the way a node would load it, without serving it:
+    /// its own version, or why no node would take it.
+    /// Its smoke call runs against `db` with caches and counters of its own.
+    pub fn check_plugin(
+        settings: &Settings,
+        db: Db,
+        pepper: angage_store::keys::Pepper,
+        clock: Arc<dyn Clock>,
+        (name, bytes): (&str, &[u8]),
+    ) -> Result<String, RuntimeError> {
+        let ctx = Arc::new(HostCtx {
+            keys: Arc::new(KeyCache::new(pepper, 0)),
+            tenant_settings: Arc::new(SettingsCache::new(0)),
+            db,
+            clock,
+            counters: Arc::new(crate::plugins::counters::LocalCounters::default()),
+            metric_names: Default::default(),
+            node: Node::default(),
+        });
+        crate::plugins::check_component(settings, ctx, name, bytes)
+    }
+
+    /// Reloads the stages that use plugin `name` (installed or rolled back for the cluster).
+    pub async fn reload_plugin(&self, name: &str) {
+        self.plugins.reload_named(name).await;
     }
 
     /// The key the credential names and its tenant's settings, read here so a cache miss

@@ -13,3 +13,4 @@ pub mod testing;
 mod unauthenticated;
 
 pub use engine::{PolicyEngine, Services, StartError};
+pub use plugins::store_data::Node;

@@ -76,7 +76,7 @@ pub struct Caller(KeyRef);
 
 impl Stages {
     pub fn start(settings: Arc<Settings>, services: &Services) -> Result<Self, StartError> {
-        Ok(Self { plugins: PluginRuntime::start(settings, services.host_ctx())? })
+        Ok(Self { plugins: PluginRuntime::start(settings, services.host_ctx(), &[])? })
     }
 
     pub async fn authenticate(&self, request: &Arc<PolicyRequest>) -> Caller {

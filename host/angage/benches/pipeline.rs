@@ -69,6 +69,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
             rules,
             clock: Arc::new(SystemClock),
             counters: Arc::new(LocalCounters::default()),
+            node: angage_policy::Node::default(),
         };
         let stages = Stages::start(Arc::new(settings), &services).expect("plugins");
         let mut headers = http::HeaderMap::new();

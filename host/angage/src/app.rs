@@ -11,7 +11,7 @@ use angage_core::config::Settings;
 use angage_core::policy::Policy;
 use angage_http::{AppState, Inner, Listener};
 use angage_policy::plugins::counters::{Counters, LocalCounters, SharedCounters};
-use angage_policy::{PolicyEngine, Services};
+use angage_policy::{Node, PolicyEngine, Services};
 use angage_rules::RuleSet;
 use angage_store::admins::throttle::LoginThrottle;
 use angage_store::changes::Feed;
@@ -96,12 +96,6 @@ impl App {
             .context("watching the policies directory")?;
         let feed =
             Feed::start(db.clone(), &settings.database.url).await.context("following the change feed")?;
-        let caches = coherence::Caches {
-            keys: keys.clone(),
-            tenant_settings: tenant_settings.clone(),
-            rules: rules.clone(),
-        };
-        let follower = coherence::follow(feed, caches);
         let services = Services {
             db: db.clone(),
             keys: keys.clone(),
@@ -110,8 +104,20 @@ impl App {
             rules: rules.clone(),
             clock: deps.clock.clone(),
             counters,
+            node: Node {
+                id: angage_store::usage::node_id(&spool).context("naming this node")?,
+                address: listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            },
         };
-        let engine: Arc<dyn Policy> = Arc::new(PolicyEngine::start(settings.clone(), services.clone())?);
+        let engine = Arc::new(PolicyEngine::start(settings.clone(), services.clone()).await?);
+        let caches = coherence::Caches {
+            keys: keys.clone(),
+            tenant_settings: tenant_settings.clone(),
+            rules: rules.clone(),
+            plugins: engine.clone(),
+        };
+        let follower = coherence::follow(feed, caches);
+        let engine: Arc<dyn Policy> = engine;
         let policy = match deps.policy {
             Some(layer) => layer(engine.clone(), &services),
             None => engine.clone(),

@@ -1,10 +1,12 @@
 //! Every node sees every change within a second: news from the change feed applied to this
 //! process's caches. A key, a tenant's settings or a rule changed by another node (or by the CLI
-//! beside this server) is dropped from memory and read again; when changes may have been
-//! missed, every cache is dropped.
+//! beside this server) is dropped from memory and read again, and a plugin installed for the
+//! cluster is compiled and swapped in; when changes may have been missed, every cache is
+//! dropped.
 
 use std::sync::Arc;
 
+use angage_policy::PolicyEngine;
 use angage_rules::RuleSet;
 use angage_store::changes::{Change, Feed, Kind, News};
 use angage_store::keys::cache::KeyCache;
@@ -15,6 +17,7 @@ pub(crate) struct Caches {
     pub keys: Arc<KeyCache>,
     pub tenant_settings: Arc<SettingsCache>,
     pub rules: Arc<RuleSet>,
+    pub plugins: Arc<PolicyEngine>,
 }
 
 /// The task that follows the feed; it stops when dropped.
@@ -53,6 +56,6 @@ async fn apply(caches: &Caches, change: &Change) {
         Kind::Key => caches.keys.invalidate_key(&change.subject),
         Kind::TenantSettings => caches.tenant_settings.invalidate(&change.subject),
         Kind::Rule => caches.rules.reload(&change.subject).await,
-        Kind::Plugin => {}
+        Kind::Plugin => caches.plugins.reload_plugin(&change.subject).await,
     }
 }

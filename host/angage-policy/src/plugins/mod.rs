@@ -28,5 +28,6 @@ pub(crate) use handles::{KeyRef, Prefetched};
 pub use pool::{CONTRACT_VERSION, LoadError};
 pub(crate) use pool::{CallError, Loaded};
 pub(crate) use runtime::PluginRuntime;
+pub(crate) use runtime::check_component;
 pub use runtime::{RuntimeError, builtin};
 pub(crate) use stage::{authenticate, authorize, check, enrich};

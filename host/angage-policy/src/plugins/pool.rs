@@ -26,6 +26,18 @@ const CONTRACT_PACKAGE: &str = "angage:policy";
 pub(crate) enum Source {
     Builtin,
     File(std::path::PathBuf),
+    /// The store's version of this name (installed for the whole cluster).
+    Store(i64),
+}
+
+impl Source {
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            Source::Builtin => "builtin",
+            Source::File(_) => "file",
+            Source::Store(_) => "store",
+        }
+    }
 }
 
 /// What is shown about a loaded plugin.

@@ -17,6 +17,7 @@ use super::bindings::{
 use angage_core::clock::rfc3339;
 use angage_core::config::Settings;
 use angage_core::policy::{LoadFailure, Stage, StageStatus};
+use angage_store::plugins::{NodePlugin, StoredPlugin};
 
 use super::pool::{CONTRACT_VERSION, LoadError, Loaded, Source, load};
 use super::stage::Bindings;
@@ -45,6 +46,8 @@ pub enum RuntimeError {
     Unknown { stage: &'static str, name: String, file: String },
     #[error("plugin `{name}` for stage {stage}: {error}")]
     Load { stage: &'static str, name: String, error: LoadError },
+    #[error("no stage uses plugin `{name}`: name it in plugins.stages first")]
+    Unused { name: String },
 }
 
 /// One process-wide engine: epoch interruption for deadlines, the compilation cache, and a
@@ -78,6 +81,90 @@ fn engine(cache_dir: &Path) -> Result<Engine, RuntimeError> {
         engine
     });
     Ok(engine.clone())
+}
+
+/// The engine, a linker with every host import, and the budget from `plugins.*`.
+fn setup(settings: &Settings) -> Result<(Engine, Linker<StoreData>, Budget), RuntimeError> {
+    let p = &settings.plugins;
+    let cache_dir = if p.cache_dir.as_os_str().is_empty() {
+        settings.data.dir.join("plugin-cache")
+    } else {
+        p.cache_dir.clone()
+    };
+    let engine = engine(&cache_dir)?;
+    let mut linker = Linker::new(&engine);
+    Authenticator::add_to_linker::<StoreData, wasmtime::component::HasSelf<StoreData>>(&mut linker, |d| d)
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+    let budget = Budget {
+        deadline_ticks: p.deadline_ms,
+        memory_bytes: usize::try_from(p.memory_limit_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX),
+        max_instances: p.max_instances,
+        queue_timeout: Duration::from_millis(p.queue_timeout_ms),
+    };
+    Ok((engine, linker, budget))
+}
+
+/// Checks that `bytes` loads as plugin `name` for every stage configured to use it (compiled,
+/// its contract version checked, one smoke call made), without serving it: what a node would
+/// do with it. Its own version (from `info`).
+pub(crate) fn check_component(
+    settings: &Settings,
+    ctx: Arc<HostCtx>,
+    name: &str,
+    bytes: &[u8],
+) -> Result<String, RuntimeError> {
+    let (engine, linker, budget) = setup(settings)?;
+    let config = config_json(settings, name);
+    let mut version = None;
+    for stage in Stage::ALL.iter().copied().filter(|s| plugin_of(settings, *s) == name) {
+        let source = Source::Store(0);
+        let loaded_version = match stage {
+            Stage::Authenticate => load::<Authenticator>(
+                &engine,
+                &linker,
+                ctx.clone(),
+                budget,
+                name,
+                source,
+                bytes,
+                config.clone(),
+            )
+            .map(|l| l.meta.version),
+            Stage::Authorize => {
+                load::<Authorizer>(&engine, &linker, ctx.clone(), budget, name, source, bytes, config.clone())
+                    .map(|l| l.meta.version)
+            }
+            Stage::RateLimit => load::<RateLimiter>(
+                &engine,
+                &linker,
+                ctx.clone(),
+                budget,
+                name,
+                source,
+                bytes,
+                config.clone(),
+            )
+            .map(|l| l.meta.version),
+            Stage::EnrichUsage => load::<UsageEnricher>(
+                &engine,
+                &linker,
+                ctx.clone(),
+                budget,
+                name,
+                source,
+                bytes,
+                config.clone(),
+            )
+            .map(|l| l.meta.version),
+        };
+        let loaded_version = loaded_version.map_err(|error| RuntimeError::Load {
+            stage: stage.as_str(),
+            name: name.to_owned(),
+            error,
+        })?;
+        version = Some(loaded_version);
+    }
+    version.ok_or_else(|| RuntimeError::Unused { name: name.to_owned() })
 }
 
 /// The plugins serving each stage.
@@ -128,29 +215,16 @@ impl PluginRuntime {
         B::slot(self).load_full()
     }
 
-    /// Loads every stage's plugin (a file in `plugins.dir` over the built-in of that name).
-    pub(crate) fn start(settings: Arc<Settings>, ctx: Arc<HostCtx>) -> Result<Arc<Self>, RuntimeError> {
-        let p = &settings.plugins;
-        let cache_dir = if p.cache_dir.as_os_str().is_empty() {
-            settings.data.dir.join("plugin-cache")
-        } else {
-            p.cache_dir.clone()
-        };
-        let engine = engine(&cache_dir)?;
-        let mut linker = Linker::new(&engine);
-        Authenticator::add_to_linker::<StoreData, wasmtime::component::HasSelf<StoreData>>(
-            &mut linker,
-            |d| d,
-        )
-        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let budget = Budget {
-            deadline_ticks: p.deadline_ms,
-            memory_bytes: usize::try_from(p.memory_limit_mib.saturating_mul(1024 * 1024))
-                .unwrap_or(usize::MAX),
-            max_instances: p.max_instances,
-            queue_timeout: Duration::from_millis(p.queue_timeout_ms),
-        };
-        let initial = Initial { engine: &engine, linker: &linker, ctx: &ctx, settings: &settings, budget };
+    /// Loads every stage's plugin: the version stored for the cluster, else a file in
+    /// `plugins.dir`, else the built-in of that name.
+    pub(crate) fn start(
+        settings: Arc<Settings>,
+        ctx: Arc<HostCtx>,
+        stored: &[StoredPlugin],
+    ) -> Result<Arc<Self>, RuntimeError> {
+        let (engine, linker, budget) = setup(&settings)?;
+        let initial =
+            Initial { engine: &engine, linker: &linker, ctx: &ctx, settings: &settings, budget, stored };
         let authn = initial.load::<Authenticator>()?;
         let authz = initial.load::<Authorizer>()?;
         let rate = initial.load::<RateLimiter>()?;
@@ -203,15 +277,25 @@ impl PluginRuntime {
         let name = self.name_of(stage).to_owned();
         let file = self.dir().join(format!("{name}.wasm"));
         let current = B::slot(self).load();
-        let (bytes, source) = match tokio::fs::read(&file).await {
-            Ok(bytes) => (bytes, Source::File(file.clone())),
-            Err(_) => match builtin(&name) {
-                Some(b) if current.meta.source != Source::Builtin => (b.to_vec(), Source::Builtin),
-                Some(_) => return,
-                None => {
-                    self.fail(stage, self.failure(&file, "the file is gone and there is no built-in of that name; the last version keeps serving"));
-                    return;
-                }
+        let stored = match angage_store::plugins::active(&self.ctx.db, &name).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!(plugin = %name, error = %e, "cannot read the stored plugin; the serving one stays");
+                return;
+            }
+        };
+        let (bytes, source) = match stored {
+            Some(p) => (p.component, Source::Store(p.version)),
+            None => match tokio::fs::read(&file).await {
+                Ok(bytes) => (bytes, Source::File(file.clone())),
+                Err(_) => match builtin(&name) {
+                    Some(b) if current.meta.source != Source::Builtin => (b.to_vec(), Source::Builtin),
+                    Some(_) => return,
+                    None => {
+                        self.fail(stage, self.failure(&file, "the file is gone and there is no built-in of that name; the last version keeps serving"));
+                        return;
+                    }
+                },
             },
         };
         if super::pool::sha256_hex(&bytes) == current.meta.hash && current.meta.source == source {
@@ -228,7 +312,9 @@ impl PluginRuntime {
             Ok(Ok(loaded)) => {
                 tracing::info!(stage = stage.as_str(), plugin = %loaded.meta.name, version = %loaded.meta.version,
                                hash = %&loaded.meta.hash[..12], "plugin swapped in");
+                let report = self.loaded_report(stage, &loaded.meta);
                 B::slot(self).store(Arc::new(loaded));
+                self.report(report).await;
                 *self.reloads.lock().unwrap_or_else(|p| p.into_inner()).entry(stage).or_default() += 1;
                 self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(&stage);
                 metrics::counter!("angage_plugin_reloads_total", "stage" => stage.as_str(), "result" => "ok")
@@ -237,6 +323,50 @@ impl PluginRuntime {
             }
             Ok(Err(e)) => self.fail(stage, self.failure(&file, &e.to_string())),
             Err(e) => self.fail(stage, self.failure(&file, &format!("loader crashed: {e}"))),
+        }
+    }
+
+    /// Reloads every stage configured to use plugin `name` (stored anew, or rolled back).
+    pub(crate) async fn reload_named(self: &Arc<Self>, name: &str) {
+        for stage in Stage::ALL {
+            if self.name_of(stage) == name {
+                self.reload(stage).await;
+            }
+        }
+    }
+
+    fn loaded_report(&self, stage: Stage, meta: &super::pool::Meta) -> NodePlugin {
+        NodePlugin {
+            node: self.ctx.node.id.clone(),
+            address: self.ctx.node.address.clone(),
+            stage: stage.as_str().to_owned(),
+            name: meta.name.clone(),
+            source: meta.source.as_str().to_owned(),
+            sha256: meta.hash.clone(),
+            loaded_at: String::new(),
+        }
+    }
+
+    /// Tells the store what this node serves at a stage (so `angage plugins list` shows a
+    /// node that did not follow).
+    async fn report(&self, loaded: NodePlugin) {
+        if let Err(e) =
+            angage_store::plugins::report_loaded(&self.ctx.db, &loaded, self.ctx.clock.now_ms()).await
+        {
+            tracing::warn!(stage = %loaded.stage, error = %e, "cannot record which plugin this node serves");
+        }
+    }
+
+    /// [`Self::report`] for every stage (after start).
+    pub(crate) async fn report_all(&self) {
+        let metas = [
+            (Stage::Authenticate, self.authn.load().meta.clone()),
+            (Stage::Authorize, self.authz.load().meta.clone()),
+            (Stage::RateLimit, self.rate.load().meta.clone()),
+            (Stage::EnrichUsage, self.usage.load().meta.clone()),
+        ];
+        for (stage, meta) in metas {
+            self.report(self.loaded_report(stage, &meta)).await;
         }
     }
 
@@ -268,11 +398,11 @@ impl PluginRuntime {
             .map(|(stage, meta)| StageStatus {
                 stage: *stage,
                 plugin: meta.name,
-                source: if meta.source == Source::Builtin { "builtin" } else { "file" },
+                source: meta.source.as_str(),
                 // The file's name only: where the server keeps files is the operator's business.
                 file: match meta.source {
                     Source::File(p) => p.file_name().map(|n| n.to_string_lossy().into_owned()),
-                    Source::Builtin => None,
+                    Source::Builtin | Source::Store(_) => None,
                 },
                 version: meta.version,
                 contract: CONTRACT_VERSION,
@@ -317,6 +447,7 @@ struct Initial<'a> {
     ctx: &'a Arc<HostCtx>,
     settings: &'a Arc<Settings>,
     budget: Budget,
+    stored: &'a [StoredPlugin],
 }
 
 impl Initial<'_> {
@@ -327,6 +458,25 @@ impl Initial<'_> {
         let file: PathBuf = s.dir.join(format!("{name}.wasm"));
         let config = config_json(self.settings, name);
         let mut failed = None;
+        if let Some(p) = self.stored.iter().find(|p| p.name == name) {
+            let source = Source::Store(p.version);
+            match load::<B>(
+                self.engine,
+                self.linker,
+                self.ctx.clone(),
+                self.budget,
+                name,
+                source,
+                &p.component,
+                config.clone(),
+            ) {
+                Ok(loaded) => return Ok((loaded, None)),
+                Err(e) => {
+                    let label = Path::new(&format!("{name} (stored v{})", p.version)).to_path_buf();
+                    failed = Some((stage, failure(&label, &e.to_string(), self.ctx.clock.now_ms())));
+                }
+            }
+        }
         if let Ok(bytes) = std::fs::read(&file) {
             match load::<B>(
                 self.engine,

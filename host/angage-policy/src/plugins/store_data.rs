@@ -27,6 +27,15 @@ pub(crate) struct HostCtx {
     pub clock: Arc<dyn Clock>,
     pub counters: Arc<dyn Counters>,
     pub(crate) metric_names: MetricNames,
+    /// This node, for the plugins it reports serving.
+    pub node: Node,
+}
+
+/// A node's name (made once per data folder) and the address it serves.
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub id: String,
+    pub address: String,
 }
 
 /// The metric names each plugin has used: a plugin gets `MAX_METRIC_NAMES` series, so no

@@ -24,6 +24,12 @@ use angage_core::ids::new_id;
 
 pub use spool::SpoolError;
 
+/// The name of the node whose usage spool is `spool_dir` (made on first use): also how the
+/// node is known in `angage plugins list`.
+pub fn node_id(spool_dir: &std::path::Path) -> Result<String, SpoolError> {
+    spool::Spool::node(spool_dir)
+}
+
 /// One finished `/v1` request, as recorded.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UsageRecord {

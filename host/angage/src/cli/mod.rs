@@ -4,6 +4,7 @@
 
 mod admins;
 mod manage;
+mod plugins;
 mod store;
 
 use std::path::PathBuf;
@@ -66,12 +67,15 @@ pub enum Command {
     /// Create tenants.
     #[command(subcommand)]
     Tenants(manage::TenantsCommand),
-    /// Create admin users.
+    /// Create, list, change, disable and remove admins.
     #[command(subcommand)]
     Admins(admins::AdminsCommand),
     /// Issue, list, show, revoke and rotate API keys.
     #[command(subcommand)]
     Keys(manage::KeysCommand),
+    /// Plugins for the whole cluster, stored in the database.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Tenants(cmd)) => runtime()?.block_on(manage::tenants(loaded, cmd)),
         Some(Command::Admins(cmd)) => runtime()?.block_on(admins::run(loaded, cmd)),
         Some(Command::Keys(cmd)) => runtime()?.block_on(manage::keys(loaded, cmd)),
+        Some(Command::Plugins(cmd)) => runtime()?.block_on(plugins::run(loaded, cmd)),
         Some(Command::Serve) | None => runtime()?.block_on(serve(loaded)),
     }
 }
