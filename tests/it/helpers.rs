@@ -209,6 +209,10 @@ impl Policy for Observed {
     fn status(&self) -> Vec<StageStatus> {
         self.engine.status()
     }
+
+    fn check_plugin(&self, name: String, bytes: Arc<[u8]>) -> BoxFuture<'_, Result<String, String>> {
+        self.engine.check_plugin(name, bytes)
+    }
 }
 
 /// A fixed start time for the manual clock: 2026-11-02T10:00:00Z.

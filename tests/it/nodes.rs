@@ -42,6 +42,8 @@ fn a_key_revoked_by_the_cli_is_refused_by_the_running_server_within_a_second() {
     assert_eq!(code, 0);
 }
 
+const OPERATOR_TOKEN: &str = "the-operator-token-0123456789";
+
 /// Two real `angage` processes on one PostgreSQL database and one Redis, each with its own
 /// folder (data, rule files), as two machines behind a load balancer would be.
 struct Cluster {
@@ -70,7 +72,8 @@ impl Cluster {
             &config,
             format!(
                 "[database]\nurl = \"{}\"\n[redis]\nurl = \"{redis}\"\nprefix = \"{prefix}\"\n\
-                 [keys]\npepper = \"two-nodes-share-this-pepper-0123456789\"\n",
+                 [keys]\npepper = \"two-nodes-share-this-pepper-0123456789\"\n\
+                 [server]\noperator_token = \"{OPERATOR_TOKEN}\"\n",
                 db.url
             ),
         )
@@ -105,11 +108,7 @@ impl Cluster {
     fn issue(&self, name: &str, limits: &[&str]) -> String {
         let mut args = vec!["keys", "create", "--tenant", "demo", "--name", name, "--env", "test", "--json"];
         args.extend_from_slice(limits);
-        args.extend_from_slice(&["--config", self.config.to_str().expect("path")]);
-        let out = angage_bin().current_dir(self.dirs[0].path()).args(&args).output().expect("keys create");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let issued: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-        issued["key"].as_str().expect("key").to_owned()
+        self.cli(&args)["key"].as_str().expect("key").to_owned()
     }
 
     /// The demo owner's session on `node`: (cookie, csrf).
@@ -146,6 +145,38 @@ impl Cluster {
             .await
             .expect("admin request");
         (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    /// `PUT /admin/v1/operator/plugins/{name}` with `component`, with or without the token.
+    async fn operator(
+        &self,
+        node: &crate::helpers::BinaryServer,
+        name: &str,
+        component: Vec<u8>,
+        token: bool,
+    ) -> (u16, serde_json::Value) {
+        let mut r = self
+            .http
+            .put(Self::url(node, &format!("/admin/v1/operator/plugins/{name}")))
+            .header("content-type", "application/wasm")
+            .body(component);
+        if token {
+            r = r.bearer_auth(OPERATOR_TOKEN);
+        }
+        let r = r.send().await.expect("operator request");
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    /// `angage ARGS` on the cluster's configuration; its JSON output.
+    fn cli(&self, args: &[&str]) -> serde_json::Value {
+        let out = angage_bin()
+            .current_dir(self.dirs[0].path())
+            .args(args)
+            .args(["--config", self.config.to_str().expect("path")])
+            .output()
+            .expect("angage");
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
     }
 
     async fn get(&self, node: &crate::helpers::BinaryServer, key: &str) -> reqwest::Response {
@@ -228,45 +259,72 @@ async fn two_nodes_are_one_system() {
     })
     .await;
 
-    // A plugin installed through A (its CLI, on the shared database) answers on B within 5 s:
-    // test keys become read-only.
-    let writer = cluster.issue("writer", &["--per-second", "1000", "--burst", "1000"]);
-    let create = |node: &crate::helpers::BinaryServer, n: usize| {
-        cluster
-            .http
-            .post(Cluster::url(node, "/v1/customers"))
-            .bearer_auth(&writer)
-            .json(&serde_json::json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")}))
-            .send()
+    // An admin session ended on A is refused on B within a second (sessions are not cached).
+    let (cookie, csrf) = cluster.login(a).await;
+    let me = async |node| {
+        let r = cluster.http.get(Cluster::url(node, "/admin/v1/me")).header("cookie", &cookie).send();
+        r.await.expect("me").status().as_u16()
     };
-    assert_eq!(create(b, 0).await.expect("post").status(), 201, "before: the built-in authorizer");
-    let out = angage_bin()
-        .current_dir(cluster.dirs[0].path())
-        .args([
-            "plugins",
-            "install",
-            angage_test_plugins::DENY_TEST_WRITES,
-            "--name",
-            "module-scopes",
-            "--json",
-        ])
-        .args(["--config", cluster.config.to_str().expect("path")])
-        .output()
-        .expect("plugins install");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let mut n = 0;
-    crate::wait::until(Duration::from_secs(5), "B serves the installed plugin", async || {
-        n += 1;
-        (create(b, n).await.expect("post").status() == 403).then_some(())
+    assert_eq!(me(b).await, 200);
+    let out = cluster
+        .http
+        .post(Cluster::url(a, "/admin/v1/logout"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf);
+    assert!(out.send().await.expect("logout").status().is_success());
+    crate::wait::until(Duration::from_secs(1), "B refuses the ended session", async || {
+        (me(b).await == 401).then_some(())
     })
     .await;
-    let listed = angage_bin()
-        .current_dir(cluster.dirs[0].path())
-        .args(["plugins", "list", "--json", "--config", cluster.config.to_str().expect("path")])
-        .output()
-        .expect("plugins list");
-    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+
+    // An idempotent create answered by A is answered the same by B, and made once.
+    let once = cluster.issue("once", &["--per-second", "1000", "--burst", "1000"]);
+    let post = async |node| {
+        let r = cluster
+            .http
+            .post(Cluster::url(node, "/v1/customers"))
+            .bearer_auth(&once)
+            .header("idempotency-key", "two-nodes-1")
+            .json(&serde_json::json!({"name": "Once", "email": "once@example.com"}))
+            .send()
+            .await
+            .expect("post");
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.expect("json"))
+    };
+    let first = post(a).await;
+    assert_eq!(first.0, 201, "{first:?}");
+    assert_eq!(post(b).await, first, "the replay on B answers what A answered");
+
+    // A plugin installed through A (the operator API) answers on B within 5 s: test keys
+    // become read-only. Then a second version, and a rollback to the first, both through the CLI.
+    let writer = cluster.issue("writer", &["--per-second", "1000", "--burst", "1000"]);
+    let mut n = 0;
+    let mut created = async || {
+        n += 1;
+        let body = serde_json::json!({"name": format!("C{n}"), "email": format!("c{n}@example.com")});
+        let r = cluster.http.post(Cluster::url(b, "/v1/customers")).bearer_auth(&writer).json(&body).send();
+        r.await.expect("post").status().as_u16()
+    };
+    assert_eq!(created().await, 201, "before: the built-in authorizer");
+    let deny = std::fs::read(angage_test_plugins::DENY_TEST_WRITES).expect("fixture");
+    let (status, refused) = cluster.operator(a, "module-scopes", b"not a component".to_vec(), true).await;
+    assert_eq!((status, refused["code"].as_str()), (422, Some("plugin_rejected")), "{refused}");
+    let (status, _) = cluster.operator(a, "module-scopes", deny.clone(), false).await;
+    assert_eq!(status, 401, "the operator token is required");
+    let (status, installed) = cluster.operator(a, "module-scopes", deny, true).await;
+    assert_eq!(status, 201, "{installed}");
+    assert_eq!(
+        (installed["version"].as_i64(), installed["created_by"].as_str()),
+        (Some(1), Some("operator"))
+    );
+    crate::wait::until(Duration::from_secs(5), "B serves the installed plugin", async || {
+        (created().await == 403).then_some(())
+    })
+    .await;
+    let listed = cluster.cli(&["plugins", "list", "--json"]);
     let stored = listed["stored"][0]["sha256"].as_str().expect("stored").to_owned();
+    assert_eq!(stored, installed["sha256"].as_str().expect("sha256"));
     let serving: Vec<&str> = listed["nodes"]
         .as_array()
         .expect("nodes")
@@ -275,6 +333,30 @@ async fn two_nodes_are_one_system() {
         .filter_map(|n| n["sha256"].as_str())
         .collect();
     assert_eq!(serving, [stored.as_str(), stored.as_str()], "both nodes report the stored hash: {listed}");
+
+    let builtin = std::env::temp_dir().join(format!("module-scopes-{}.wasm", std::process::id()));
+    std::fs::write(&builtin, angage_policy::plugins::builtin("module-scopes").expect("built in"))
+        .expect("write");
+    let second = cluster.cli(&[
+        "plugins",
+        "install",
+        builtin.to_str().expect("path"),
+        "--name",
+        "module-scopes",
+        "--json",
+    ]);
+    std::fs::remove_file(&builtin).expect("remove");
+    assert_eq!(second["version"], 2);
+    crate::wait::until(Duration::from_secs(5), "B serves version 2", async || {
+        (created().await == 201).then_some(())
+    })
+    .await;
+    let back = cluster.cli(&["plugins", "rollback", "--name", "module-scopes", "--json"]);
+    assert_eq!((back["version"].as_i64(), back["sha256"].as_str()), (Some(1), Some(stored.as_str())));
+    crate::wait::until(Duration::from_secs(5), "B serves version 1 again", async || {
+        (created().await == 403).then_some(())
+    })
+    .await;
 
     // Failed logins count on every node: what A allowed, B does not give again.
     let wrong = |node: &crate::helpers::BinaryServer| {
@@ -426,4 +508,26 @@ async fn a_redis_outage_is_never_a_500_and_service_returns_by_itself() {
         assert!(metrics.contains("angage_redis_failures_total"), "{mode:?}: outages are counted");
         app.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_endpoints_are_off_without_a_token_and_closed_to_tenant_admins() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite).await;
+    let r = app.http.get(app.url("/admin/v1/operator/plugins")).bearer_auth(OPERATOR_TOKEN).send().await;
+    let r = r.expect("send");
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.expect("problem");
+    assert_eq!(body["code"], "operator_disabled");
+    // With a token set, a tenant owner's session is still no operator's token.
+    let db = crate::helpers::TestDb::new(crate::helpers::Backend::Sqlite).await;
+    let mut settings = crate::helpers::test_settings(&db);
+    settings.server.operator_token = OPERATOR_TOKEN.into();
+    let app = crate::helpers::spawn_with(db, settings).await;
+    let admin = app.demo_admin().await;
+    let listed = admin.get("/admin/v1/operator/plugins").await;
+    assert_eq!(listed.status, 401, "{}", listed.body);
+    let r = app.http.get(app.url("/admin/v1/operator/plugins")).bearer_auth(OPERATOR_TOKEN).send().await;
+    let listing: serde_json::Value = r.expect("send").json().await.expect("listing");
+    assert_eq!(listing["stored"], serde_json::json!([]), "{listing}");
+    assert!(listing["nodes"].as_array().is_some_and(|n| !n.is_empty()), "this node reports what it serves");
 }

@@ -149,6 +149,9 @@ pub trait Policy: Send + Sync + 'static {
     fn finished(&self, exchange: Exchange);
     /// Which plugin serves each stage, for the admin API.
     fn status(&self) -> Vec<StageStatus>;
+    /// Checks a component as plugin `name` the way every node would load it, without serving
+    /// it: the plugin's own version, or why no node would take it.
+    fn check_plugin(&self, name: String, bytes: Arc<[u8]>) -> BoxFuture<'_, Result<String, String>>;
 }
 
 /// A pipeline stage a plugin serves.

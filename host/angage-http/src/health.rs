@@ -8,7 +8,6 @@ use axum::http::HeaderMap;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use super::{AppState, Problem};
 
@@ -54,11 +53,7 @@ pub(crate) async fn metrics(
     let allowed = if token.is_empty() {
         peer.ip().to_canonical().is_loopback()
     } else {
-        headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())))
+        crate::bearer::presents(&headers, token)
     };
     if !allowed {
         let detail = if token.is_empty() {

@@ -3,6 +3,7 @@
 //! façade, so it links no WebAssembly runtime.
 
 pub mod admin;
+mod bearer;
 mod chart;
 mod console;
 mod docs;

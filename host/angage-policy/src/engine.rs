@@ -62,6 +62,7 @@ pub enum StartError {
 
 /// Plugins, lanes and enrich-usage behind the `Policy` façade.
 pub struct PolicyEngine {
+    settings: Arc<Settings>,
     services: Services,
     plugins: Arc<PluginRuntime>,
     lanes: Lanes,
@@ -92,7 +93,7 @@ impl PolicyEngine {
         );
         let enrich = EnrichQueue::start(plugins.clone(), services.usage.clone());
         let unauthenticated = Unauthenticated::new(settings.server.unauthenticated_per_minute);
-        Ok(Self { services, plugins, lanes, enrich, unauthenticated, _watcher: watcher })
+        Ok(Self { settings, services, plugins, lanes, enrich, unauthenticated, _watcher: watcher })
     }
 
     /// Checks a component as plugin `name` the way a node would load it, without serving it:
@@ -189,6 +190,19 @@ impl Policy for PolicyEngine {
 
     fn status(&self) -> Vec<StageStatus> {
         self.plugins.status()
+    }
+
+    fn check_plugin(&self, name: String, bytes: Arc<[u8]>) -> BoxFuture<'_, Result<String, String>> {
+        let (settings, s) = (self.settings.clone(), &self.services);
+        let (db, pepper, clock) = (s.db.clone(), s.keys.pepper().clone(), s.clock.clone());
+        Box::pin(async move {
+            // Compiling a component takes a while: off the runtime's threads.
+            tokio::task::spawn_blocking(move || {
+                Self::check_plugin(&settings, db, pepper, clock, (&name, &bytes)).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("the check did not finish: {e}")))
+        })
     }
 }
 

@@ -4,14 +4,15 @@
 
 use base64::Engine as _;
 use serde::Serialize;
+use utoipa::ToSchema;
 use sha2::{Digest, Sha256};
 
 use crate::changes::{self, Kind};
 use crate::db::Db;
 use angage_core::clock::rfc3339;
 
-/// A stored component and its place in the history.
-#[derive(Debug, Clone)]
+/// A stored component and its place in the history (listed without its bytes).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StoredPlugin {
     pub name: String,
     /// The store's revision of this name (1, 2, ...).
@@ -19,9 +20,30 @@ pub struct StoredPlugin {
     pub sha256: String,
     /// The plugin's own version, as its `info` says.
     pub plugin_version: String,
+    #[serde(skip)]
+    #[schema(ignore)]
     pub component: Vec<u8>,
+    /// `cli` or `operator`.
     pub created_by: String,
+    #[serde(serialize_with = "as_rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+}
+
+fn as_rfc3339<S: serde::Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339(*ms))
+}
+
+/// What `angage plugins list` and the operator API show: what is stored, what each node serves.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Listing {
+    pub stored: Vec<StoredPlugin>,
+    pub nodes: Vec<NodePlugin>,
+}
+
+/// The cluster's plugins and what each node reported loading.
+pub async fn listing(db: &Db) -> Result<Listing, PluginStoreError> {
+    Ok(Listing { stored: active_all(db).await?, nodes: loaded_by_node(db).await? })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,7 +178,7 @@ pub async fn active_all(db: &Db) -> Result<Vec<StoredPlugin>, PluginStoreError> 
 }
 
 /// What one node serves at one stage.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NodePlugin {
     pub node: String,
     pub address: String,

@@ -78,6 +78,9 @@ pub struct ServerSettings {
     /// Empty: `/metrics` answers clients on loopback addresses only. Set: it answers requests
     /// that present it as `Authorization: Bearer <token>`, from anywhere.
     pub metrics_token: String,
+    /// Empty: the operator endpoints (`/admin/v1/operator/...`, cluster-wide plugins) are off.
+    /// Set: they answer requests that present it as `Authorization: Bearer <token>`.
+    pub operator_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -264,6 +267,7 @@ impl Default for Settings {
                 max_connections: 0,
                 max_in_flight: 4096,
                 metrics_token: String::new(),
+                operator_token: String::new(),
                 trusted_proxies: Vec::new(),
                 unauthenticated_per_minute: 120,
             },
@@ -511,6 +515,9 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if !settings.keys.pepper.is_empty() && settings.keys.pepper.len() < 32 {
         return Err(invalid("keys.pepper", "must be at least 32 characters".into()));
+    }
+    if !settings.server.operator_token.is_empty() && settings.server.operator_token.len() < 24 {
+        return Err(invalid("server.operator_token", "must be at least 24 characters".into()));
     }
     if settings.plugins.deadline_ms == 0
         || settings.plugins.max_instances == 0

@@ -7,7 +7,7 @@ use figment::value::Value;
 use super::{Loaded, describe_origin, known_keys};
 
 /// Keys whose values are secrets: never printed.
-const SECRET_KEYS: &[&str] = &["keys.pepper", "server.metrics_token"];
+const SECRET_KEYS: &[&str] = &["keys.pepper", "server.metrics_token", "server.operator_token"];
 /// Keys holding URLs that may embed a password.
 const URL_KEYS: &[&str] = &["database.url", "redis.url"];
 

@@ -5,6 +5,7 @@ mod admins;
 mod auth;
 mod keys;
 pub mod openapi;
+mod operator;
 mod rules;
 mod tenant;
 mod usage;
@@ -54,11 +55,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/tokens/{id}", axum::routing::delete(admins::revoke_token))
         .route_layer(middleware::from_fn_with_state(state.clone(), super::oversize::refuse))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    let operator = Router::new()
+        .route("/admin/v1/operator/plugins", get(operator::list))
+        .route("/admin/v1/operator/plugins/{name}", axum::routing::put(operator::install))
+        .route("/admin/v1/operator/plugins/{name}/rollback", post(operator::rollback))
+        .route_layer(middleware::from_fn_with_state(state.clone(), operator::require_operator));
     Router::new()
         .route("/admin/v1/login", post(auth::login))
         .route("/admin/v1/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn_with_state(state, super::oversize::refuse))
         .merge(protected)
+        .merge(operator)
 }
 
 /// The authenticated admin of this request.

@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admins, auth, keys, rules, tenant, usage};
+use super::{admins, auth, keys, operator, rules, tenant, usage};
 use crate::ProblemBody;
 
 #[derive(OpenApi)]
@@ -17,7 +17,9 @@ use crate::ProblemBody;
                         Authenticate with the console's session cookie (send `X-CSRF-Token` on every change) or an admin \
                         token (`Authorization: Bearer aat_...`). An admin sees and changes only their own tenant. Roles: `owner` (everything, \
                         including admins), `admin` (everything but admins), `viewer` (reads only; a change is 403 \
-                        `insufficient_role`). A token acts with the lower of its own role and its admin's."),
+                        `insufficient_role`). A token acts with the lower of its own role and its admin's. \
+                        The `Operator` operations govern the whole cluster, not a tenant: they take only the \
+                        operator token (`server.operator_token`) and are off while it is unset."),
     paths(
         auth::login, auth::logout, auth::me,
         keys::create, keys::list, keys::get, keys::update, keys::revoke, keys::rotate,
@@ -26,6 +28,7 @@ use crate::ProblemBody;
         usage::summary, usage::endpoints, usage::keys, usage::latency, usage::errors, usage::recent, usage::export, usage::chart,
         admins::list, admins::get, admins::create, admins::update, admins::delete, admins::reset_password,
         admins::list_tokens, admins::create_token, admins::revoke_token,
+        operator::list, operator::install, operator::rollback,
     ),
     components(schemas(ProblemBody)),
     modifiers(&Security),
@@ -42,6 +45,10 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("aat_...").build(),
             ),
+        );
+        components.add_security_scheme(
+            "operator_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
         components.add_security_scheme(
             "session_cookie",

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Subcommand;
-use serde_json::json;
 
 use super::store::{now, open};
 use angage_core::clock::SystemClock;
@@ -67,10 +66,7 @@ pub(super) async fn run(loaded: Loaded, cmd: PluginsCommand) -> anyhow::Result<(
             let (plugin_version, bytes) = version.map_err(|e| anyhow::anyhow!("FILE: {e}"))?;
             let stored = plugins::install(&db, &name, &bytes, &plugin_version, "cli", now()).await?;
             if json {
-                println!(
-                    "{}",
-                    json!({"name": stored.name, "version": stored.version, "plugin_version": stored.plugin_version, "sha256": stored.sha256})
-                );
+                println!("{}", serde_json::to_string(&stored)?);
             } else {
                 println!(
                     "installed {} v{} (its own version {}, sha256 {}); every node swaps it in within a few seconds",
@@ -82,17 +78,13 @@ pub(super) async fn run(loaded: Loaded, cmd: PluginsCommand) -> anyhow::Result<(
             }
         }
         PluginsCommand::List { json } => {
-            let stored = plugins::active_all(&db).await?;
-            let nodes = plugins::loaded_by_node(&db).await?;
+            let listing = plugins::listing(&db).await?;
+            let (stored, nodes) = (&listing.stored, &listing.nodes);
             if json {
-                let stored: Vec<_> = stored
-                    .iter()
-                    .map(|p| json!({"name": p.name, "version": p.version, "plugin_version": p.plugin_version, "sha256": p.sha256, "created_by": p.created_by}))
-                    .collect();
-                println!("{}", serde_json::to_string_pretty(&json!({"stored": stored, "nodes": nodes}))?);
+                println!("{}", serde_json::to_string_pretty(&listing)?);
             } else {
                 println!("stored for the cluster:");
-                for p in &stored {
+                for p in stored {
                     println!(
                         "  {:<20} v{:<4} {:<10} {}",
                         p.name,
@@ -102,7 +94,7 @@ pub(super) async fn run(loaded: Loaded, cmd: PluginsCommand) -> anyhow::Result<(
                     );
                 }
                 println!("served by each node:");
-                for n in &nodes {
+                for n in nodes {
                     let mark = match stored.iter().find(|p| p.name == n.name) {
                         Some(p) if p.sha256 != n.sha256 => "  <- not the stored version",
                         _ => "",
@@ -127,10 +119,7 @@ pub(super) async fn run(loaded: Loaded, cmd: PluginsCommand) -> anyhow::Result<(
                 other => anyhow::Error::new(other),
             })?;
             if json {
-                println!(
-                    "{}",
-                    json!({"name": serving.name, "version": serving.version, "sha256": serving.sha256})
-                );
+                println!("{}", serde_json::to_string(&serving)?);
             } else {
                 println!(
                     "{} v{} serves again; every node swaps it in within a few seconds",
