@@ -496,6 +496,10 @@ async fn a_redis_outage_is_never_a_500_and_service_returns_by_itself() {
             RedisFailure::Closed => {
                 assert!(down.iter().all(|s| *s == 503), "refused: {down:?}");
                 assert_eq!(ready.status(), 503);
+                let r = app.http.get(app.url("/v1/customers")).bearer_auth(&key).send().await.expect("send");
+                assert_eq!(r.headers()["retry-after"], "1");
+                let problem: serde_json::Value = r.json().await.expect("problem");
+                assert_eq!(problem["code"], "rate_limit_unavailable");
             }
         }
 

@@ -208,9 +208,7 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
             None => {
                 // `redis.failure = "closed"`, and Redis cannot be reached.
                 for c in charges {
-                    let refusal =
-                        refusals::unavailable(Some(Stage::RateLimit), &"the shared counters are unavailable");
-                    c.job.refuse(Some(&c.key), refusal);
+                    c.job.refuse(Some(&c.key), refusals::counters_unavailable());
                 }
                 return;
             }

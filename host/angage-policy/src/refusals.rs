@@ -63,6 +63,17 @@ pub(crate) fn unauthenticated(retry: u64) -> Refusal {
     }
 }
 
+/// 503 while `redis.failure = "closed"` and the shared counters cannot be reached. Not logged
+/// per request: the outage is warned about once, and counted.
+pub(crate) fn counters_unavailable() -> Refusal {
+    Refusal {
+        status: 503,
+        code: "rate_limit_unavailable".into(),
+        detail: "The shared rate-limit counters cannot be reached; retry shortly".into(),
+        retry_after: Some(1),
+    }
+}
+
 /// 503 when the store could not say who the caller is or what their tenant allows.
 pub(crate) fn store_unavailable(e: &sqlx::Error) -> Refusal {
     tracing::error!(error = %e, "reading the caller's key or tenant settings");
