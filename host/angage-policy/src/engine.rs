@@ -88,6 +88,7 @@ impl PolicyEngine {
                 rules: services.rules.clone(),
                 rate_limit_failure: settings.plugins.rate_limit_failure,
                 counters: services.counters.clone(),
+                clock: services.clock.clone(),
             },
             settings.plugins.lanes,
         );

@@ -18,7 +18,8 @@ use angage_core::key::KeyRecord;
 use angage_core::policy::{Outcome, PolicyRequest, Stage, Verdict};
 use angage_core::tenant::TenantId;
 use angage_rules::{Allowance, Inputs, RuleKey, RuleRequest, RuleSet};
-use futures_util::FutureExt;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::plugins::counters::{Charge as CounterCharge, Charges, CounterOp, Counters};
@@ -32,6 +33,8 @@ use crate::refusals;
 
 /// Requests a lane takes at most at once: the last of a batch waits for the ones before it.
 const MAX_BATCH: usize = 64;
+/// Batches a lane has started and not finished (each waits at most on one round trip).
+const BATCHES_IN_FLIGHT: usize = 8;
 /// Requests waiting per lane; beyond it a request is refused at once (503 `overloaded`).
 const CAPACITY: usize = 4096;
 
@@ -41,6 +44,7 @@ pub(crate) struct LaneCtx {
     pub(crate) rules: Arc<RuleSet>,
     pub(crate) rate_limit_failure: FailMode,
     pub(crate) counters: Arc<dyn Counters>,
+    pub(crate) clock: Arc<dyn angage_core::clock::Clock>,
 }
 
 /// The lanes; requests from one thread go to one lane.
@@ -138,23 +142,39 @@ fn thread_lane() -> usize {
 async fn lane(ctx: Arc<LaneCtx>, mut rx: mpsc::Receiver<Job>) {
     let sizes = metrics::histogram!("angage_policy_batch_requests");
     let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        // One scheduler round: requests that are ready on other tasks queue behind these.
-        tokio::task::yield_now().await;
-        while jobs.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+    // A batch waiting on a round trip (the shared counters) does not hold the lane: the next
+    // one is taken meanwhile.
+    let mut running = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            Some(()) = running.next(), if !running.is_empty() => {}
+            taken = rx.recv_many(&mut jobs, MAX_BATCH), if running.len() < BATCHES_IN_FLIGHT => {
+                if taken == 0 {
+                    break;
+                }
+                // One scheduler round: requests that are ready on other tasks queue behind these.
+                tokio::task::yield_now().await;
+                while jobs.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(job) => jobs.push(job),
+                        Err(_) => break,
+                    }
+                }
+                sizes.record(jobs.len() as f64);
+                let batch = std::mem::replace(&mut jobs, Vec::with_capacity(MAX_BATCH));
+                let ctx = ctx.clone();
+                running.push(async move {
+                    // A panic here is a host bug: its requests get a 503 (their senders are
+                    // dropped) and the lane goes on with the next batch.
+                    if AssertUnwindSafe(run_batch(&ctx, batch)).catch_unwind().await.is_err() {
+                        tracing::error!("a policy batch panicked; its requests were refused");
+                    }
+                });
             }
         }
-        sizes.record(jobs.len() as f64);
-        let batch = std::mem::replace(&mut jobs, Vec::with_capacity(MAX_BATCH));
-        // A panic here is a host bug: its requests get a 503 (their senders are dropped) and
-        // the lane goes on with the next batch.
-        if AssertUnwindSafe(run_batch(&ctx, batch)).catch_unwind().await.is_err() {
-            tracing::error!("a policy batch panicked; its requests were refused");
-        }
     }
+    while running.next().await.is_some() {}
 }
 
 /// A request that passed authenticate.
@@ -238,9 +258,11 @@ async fn charge_shared(
     rate: &Loaded<RateLimiter>,
     charges: &[Charge],
 ) -> Option<Vec<Result<types::RateDecision, CallError>>> {
+    // One time for the batch's two passes (see `Charging`).
+    let now_ms = ctx.clock.now_ms();
     let recorded = rate
         .call_batch(charges, |b, s, c| {
-            s.data_mut().charging = Charging::Record(Vec::new());
+            s.data_mut().charging = Charging::Record { log: Vec::new(), now_ms };
             let out = check(b, s, &c.key, &c.job.request, c.cost, c.limits);
             let log = std::mem::take(&mut s.data_mut().charging).recorded();
             out.map(|_| log)
@@ -254,8 +276,7 @@ async fn charge_shared(
             owners.push(i);
         }
     }
-    let now = charges.first().map_or(0, |c| c.job.request.time_ms);
-    let answers = ctx.counters.charge_batch(sent.clone(), now).await.ok()?;
+    let answers = ctx.counters.charge_batch(sent.clone(), now_ms).await.ok()?;
     let mut replies: Vec<VecDeque<(Vec<CounterOp>, CounterCharge)>> =
         charges.iter().map(|_| VecDeque::new()).collect();
     for ((owner, (_, ops)), answer) in owners.into_iter().zip(sent).zip(answers) {
@@ -267,7 +288,7 @@ async fn charge_shared(
     Some(
         rate.call_batch(&replayed, |b, s, (c, replies)| {
             let answers = std::mem::take(&mut *replies.lock().unwrap_or_else(|p| p.into_inner()));
-            s.data_mut().charging = Charging::Replay(answers);
+            s.data_mut().charging = Charging::Replay { answers, now_ms };
             let out = check(b, s, &c.key, &c.job.request, c.cost, c.limits);
             s.data_mut().charging = Charging::Direct;
             out

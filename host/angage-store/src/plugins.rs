@@ -4,8 +4,8 @@
 
 use base64::Engine as _;
 use serde::Serialize;
-use utoipa::ToSchema;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use crate::changes::{self, Kind};
 use crate::db::Db;

@@ -38,30 +38,46 @@ pub struct Unavailable(pub String);
 /// How long calls fail at once after a failure, before one probes again.
 const BACKOFF_MS: i64 = 500;
 
-/// All-or-nothing over several counters, atomically on the server: every counter fits its
-/// limit with its cost added, or none is charged. A new counter expires with its window.
-/// KEYS: the counters; ARGV: cost, limit, ttl (ms) for each. Returns {1, -1, values...} when
-/// charged, {0, index, values...} when the op at `index` (0-based) did not fit.
+/// A batch of charges, each all-or-nothing over its counters, atomically on the server: every
+/// counter of a charge fits its limit with its cost added, or none of that charge's is. Charges
+/// run in order, so two for one counter see each other. A new counter expires with its window.
+/// KEYS: every charge's counters, one charge after another; ARGV: the number of charges, then
+/// for each its number of counters and, per counter, cost, limit and ttl (ms). Returns, per
+/// charge, {1, -1, values...} when charged or {0, index, values...} when the counter at `index`
+/// (0-based) did not fit. One script call per batch: Redis parses and dispatches it once.
 const CHARGE: &str = r"
-local values = redis.call('MGET', unpack(KEYS))
-for i = 1, #KEYS do
-  local v = tonumber(values[i]) or 0
-  values[i] = v
-  if v + tonumber(ARGV[i * 3 - 2]) > tonumber(ARGV[i * 3 - 1]) then
-    local out = {0, i - 1}
-    for j = 1, #KEYS do out[j + 2] = tonumber(values[j]) or 0 end
-    return out
+local out, k, a = {}, 0, 2
+for _ = 1, tonumber(ARGV[1]) do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local values = redis.call('MGET', unpack(KEYS, k + 1, k + n))
+  local refused = -1
+  for i = 1, n do
+    local v = tonumber(values[i]) or 0
+    values[i] = v
+    if refused < 0 and v + tonumber(ARGV[a + i * 3 - 3]) > tonumber(ARGV[a + i * 3 - 2]) then
+      refused = i - 1
+    end
   end
-end
-local out = {1, -1}
-for i = 1, #KEYS do
-  local cost = tonumber(ARGV[i * 3 - 2])
-  local v = values[i]
-  if cost > 0 then
-    v = redis.call('INCRBY', KEYS[i], cost)
-    if v == cost then redis.call('PEXPIRE', KEYS[i], ARGV[i * 3]) end
+  if refused >= 0 then
+    out[#out + 1] = 0
+    out[#out + 1] = refused
+    for i = 1, n do out[#out + 1] = values[i] end
+  else
+    out[#out + 1] = 1
+    out[#out + 1] = -1
+    for i = 1, n do
+      local cost = ARGV[a + i * 3 - 3]
+      local v = values[i]
+      if tonumber(cost) > 0 then
+        v = redis.call('INCRBY', KEYS[k + i], cost)
+        if v == tonumber(cost) then redis.call('PEXPIRE', KEYS[k + i], ARGV[a + i * 3 - 1]) end
+      end
+      out[#out + 1] = v
+    end
   end
-  out[i + 2] = v
+  k = k + n
+  a = a + n * 3
 end
 return out
 ";
@@ -167,28 +183,32 @@ impl Redis {
             .is_ok()
     }
 
-    /// Charges several requests' counters in one round trip: each request's ops are one
-    /// atomic script call, in order. `namespace` keeps plugins' counters apart.
+    /// Charges several requests' counters in one round trip and one script call, in order.
+    /// `namespace` keeps plugins' counters apart.
     pub async fn charge_batch(&self, charges: &[(&str, &[CounterOp])]) -> Result<Vec<Charge>, Unavailable> {
         if charges.is_empty() {
             return Ok(Vec::new());
         }
+        let keys: usize = charges.iter().map(|(_, ops)| ops.len()).sum();
         let mut pipe = ::redis::pipe();
+        let cmd = pipe.cmd("EVALSHA").arg(self.0.charge.get_hash()).arg(keys);
         for (namespace, ops) in charges {
-            let cmd = pipe.cmd("EVALSHA").arg(self.0.charge.get_hash()).arg(ops.len());
             for op in *ops {
                 cmd.arg(self.counter_key(namespace, &op.key));
             }
+        }
+        cmd.arg(charges.len());
+        for (_, ops) in charges {
+            cmd.arg(ops.len());
             for op in *ops {
                 cmd.arg(op.cost).arg(op.limit).arg(op.ttl_ms.max(1));
             }
         }
-        let values: Vec<Value> = self.pipeline_with_script(&pipe).await?;
-        charges
-            .iter()
-            .zip(values)
-            .map(|((_, ops), value)| parse_charge(ops.len(), value))
-            .collect::<Result<_, _>>()
+        let mut values: Vec<Value> = self.pipeline_with_script(&pipe).await?;
+        let bad = || Unavailable("an unexpected answer to a charge".into());
+        let Some(Value::Array(items)) = values.pop().filter(|_| values.is_empty()) else { return Err(bad()) };
+        let mut items = items.into_iter();
+        charges.iter().map(|(_, ops)| parse_charge(ops.len(), items.by_ref().take(ops.len() + 2))).collect()
     }
 
     /// A pipeline of script calls; when Redis lost the script (a restart, a flush), it is
@@ -275,11 +295,10 @@ impl Redis {
 }
 
 /// The script's answer: {1, -1, values...} or {0, index, values...}.
-fn parse_charge(n: usize, value: Value) -> Result<Charge, Unavailable> {
+/// One charge's part of the script's answer: `n` + 2 integers.
+fn parse_charge(n: usize, items: impl Iterator<Item = Value>) -> Result<Charge, Unavailable> {
     let bad = || Unavailable("an unexpected answer to a charge".into());
-    let Value::Array(items) = value else { return Err(bad()) };
     let numbers: Vec<i64> = items
-        .into_iter()
         .map(|v| match v {
             Value::Int(i) => Ok(i),
             _ => Err(bad()),

@@ -6,6 +6,10 @@
 //! cargo bench --bench load -- --scenario post-order --seconds 10 --concurrency 32
 //! # the same route with the policy stages (plugins and rules) bypassed and on, in one run:
 //! cargo bench --bench load -- --scenario get-customer --compare --seconds 1 --rounds 10
+//! # the rate-limit counters on this node and in Redis (ANGAGE_BENCH_REDIS_URL, default
+//! # redis://127.0.0.1:6379), in one run:
+//! cargo bench --bench load -- --scenario get-customer --compare-redis --seconds 1 --rounds 10
+//! cargo bench --bench load -- --scenario get-customer --redis --seconds 10   # Redis counters alone
 //! ```
 //!
 //! `--compare` starts two servers, one with the policy stages bypassed (usage is still recorded,
@@ -14,6 +18,8 @@
 //! hosts, CPU credits) then weighs on both sides alike; the ratio is of the summed requests.
 //! Each segment ends by flushing its server's usage buffer, so the next one starts clean. Short
 //! segments and many rounds give the steadiest ratio (here: within 0.02 run to run).
+//! `--compare-redis` does the same with both servers' stages on, one counting on its own and one
+//! in Redis, and reports the Redis round trips per request from `angage_redis_round_trips_total`.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +45,8 @@ struct Args {
     seconds: u64,
     concurrency: usize,
     compare: bool,
+    compare_redis: bool,
+    redis: bool,
     rounds: usize,
     bypass: bool,
 }
@@ -49,6 +57,8 @@ fn parse_args() -> Args {
         seconds: 10,
         concurrency: 32,
         compare: false,
+        compare_redis: false,
+        redis: false,
         rounds: 3,
         bypass: false,
     };
@@ -59,6 +69,8 @@ fn parse_args() -> Args {
             "--seconds" => args.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(10),
             "--concurrency" => args.concurrency = it.next().and_then(|v| v.parse().ok()).unwrap_or(32),
             "--compare" => args.compare = true,
+            "--compare-redis" => args.compare_redis = true,
+            "--redis" => args.redis = true,
             "--rounds" => args.rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
             "--pipeline-off" => args.bypass = true,
             _ => {} // cargo bench passes --bench
@@ -72,19 +84,9 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         if args.compare {
-            let off = Server::start(true).await?;
-            let on = Server::start(false).await?;
-            // Unmeasured: caches, connection pools and plugin instances fill up on both.
-            let warmup = Args { seconds: 2, ..args.clone() };
-            off.measure(&warmup).await?;
-            on.measure(&warmup).await?;
-            let (mut off_requests, mut on_requests) = (0, 0);
-            for _ in 0..args.rounds {
-                off_requests += off.measure(&args).await?;
-                on_requests += on.measure(&args).await?;
-                on_requests += on.measure(&args).await?;
-                off_requests += off.measure(&args).await?;
-            }
+            let off = Server::start(true, None).await?;
+            let on = Server::start(false, None).await?;
+            let (off_requests, on_requests) = alternate(&off, &on, &args).await?;
             off.stop().await?;
             on.stop().await?;
             println!(
@@ -93,18 +95,95 @@ fn main() -> anyhow::Result<()> {
                 args.rounds,
                 args.seconds
             );
+        } else if args.compare_redis {
+            let (url, prefix) = bench_redis();
+            let local = Server::start(false, None).await?;
+            let shared = Server::start(false, Some((url.clone(), prefix.clone()))).await?;
+            let trips_before = round_trips(&shared.state);
+            let answered_before = shared.answered();
+            let (local_requests, redis_requests) = alternate(&local, &shared, &args).await?;
+            let trips = round_trips(&shared.state) - trips_before;
+            // What a round trip took and how many requests a lane decided together (summaries).
+            for line in shared.state.metrics.render().lines().filter(|l| {
+                ["angage_redis_round_trip", "angage_policy_batch_requests"].iter().any(|m| l.starts_with(m))
+                    && !l.contains("_bucket")
+            }) {
+                println!("  {line}");
+            }
+            let answered = shared.answered() - answered_before;
+            local.stop().await?;
+            shared.stop().await?;
+            forget(&url, &prefix).await?;
+            println!(
+                "redis / local counters throughput: {:.3} ({} rounds of local-redis-redis-local, {} s each)",
+                redis_requests as f64 / local_requests as f64,
+                args.rounds,
+                args.seconds
+            );
+            println!(
+                "redis round trips per request: {:.3} ({trips:.0} round trips for {answered} answers)",
+                trips / answered.max(1) as f64
+            );
         } else {
-            let server = Server::start(args.bypass).await?;
+            let redis = args.redis.then(bench_redis);
+            let server = Server::start(args.bypass, redis.clone()).await?;
             server.measure(&args).await?;
             server.stop().await?;
+            if let Some((url, prefix)) = redis {
+                forget(&url, &prefix).await?;
+            }
         }
         Ok(())
     })
 }
 
+/// Loads `a` and `b` in alternating segments, a-b-b-a per round, after an unmeasured warm-up of
+/// each (caches, connection pools and plugin instances fill up); the requests each served.
+async fn alternate(a: &Server, b: &Server, args: &Args) -> anyhow::Result<(u64, u64)> {
+    let warmup = Args { seconds: 2, ..args.clone() };
+    a.measure(&warmup).await?;
+    b.measure(&warmup).await?;
+    let (mut a_requests, mut b_requests) = (0, 0);
+    for _ in 0..args.rounds {
+        a_requests += a.measure(args).await?;
+        b_requests += b.measure(args).await?;
+        b_requests += b.measure(args).await?;
+        a_requests += a.measure(args).await?;
+    }
+    Ok((a_requests, b_requests))
+}
+
+/// The Redis the bench counts in (`ANGAGE_BENCH_REDIS_URL`) and a key prefix of this run's own.
+fn bench_redis() -> (String, String) {
+    let url = std::env::var("ANGAGE_BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    (url, format!("angage-bench-{}:", std::process::id()))
+}
+
+/// Every Redis round trip this process has made (all operations), from the metric.
+fn round_trips(state: &angage_http::AppState) -> f64 {
+    state
+        .metrics
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("angage_redis_round_trips_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Removes the bench's counters from Redis.
+async fn forget(url: &str, prefix: &str) -> anyhow::Result<()> {
+    let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query_async(&mut conn).await?;
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut conn).await?;
+    }
+    Ok(())
+}
+
 /// A server in this process with the demo tenant, an unlimited key, a customer and a product.
 struct Server {
     bypass: bool,
+    counters: &'static str,
     state: angage_http::AppState,
     base: String,
     key: String,
@@ -117,7 +196,8 @@ struct Server {
 }
 
 impl Server {
-    async fn start(bypass: bool) -> anyhow::Result<Self> {
+    /// `redis`: the URL and key prefix of shared counters; `None` counts on this node.
+    async fn start(bypass: bool, redis: Option<(String, String)>) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut settings = Settings::default();
         settings.server.addr = "127.0.0.1:0".parse()?;
@@ -125,6 +205,13 @@ impl Server {
         settings.data.dir = dir.path().join("data");
         settings.plugins.dir = dir.path().join("plugins.d");
         settings.log.level = "error".into();
+        let counters = if redis.is_some() { "redis" } else { "local" };
+        if let Some((url, prefix)) = redis {
+            settings.redis.url = url;
+            settings.redis.prefix = prefix;
+            // A bench must not quietly measure the fallback.
+            settings.redis.failure = angage_core::config::RedisFailure::Closed;
+        }
         let policy: Option<PolicyLayer> = bypass
             .then(|| Box::new(|_, s: &Services| Arc::new(Bypass::new(s)) as Arc<dyn Policy>) as PolicyLayer);
         let app = App::build(settings, Deps { policy, ..Deps::default() }).await?;
@@ -165,7 +252,23 @@ impl Server {
         let customer_id = customer["id"].as_str().unwrap_or_default().to_owned();
         // The two set-up POSTs were answered too.
         let answered = std::sync::atomic::AtomicU64::new(2);
-        Ok(Self { bypass, state, base, key, customer_id, client, answered, stop_tx, server, _dir: dir })
+        Ok(Self {
+            bypass,
+            counters,
+            state,
+            base,
+            key,
+            customer_id,
+            client,
+            answered,
+            stop_tx,
+            server,
+            _dir: dir,
+        })
+    }
+
+    fn answered(&self) -> u64 {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// One measured segment; prints it and returns the requests that succeeded.
@@ -229,9 +332,10 @@ impl Server {
             all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0)
         };
         println!(
-            "scenario={} pipeline={} concurrency={} seconds={} requests={} failures={} rps={:.0} p50={}us p99={}us max={}us",
+            "scenario={} pipeline={} counters={} concurrency={} seconds={} requests={} failures={} rps={:.0} p50={}us p99={}us max={}us",
             args.scenario,
             if self.bypass { "off" } else { "on" },
+            self.counters,
             args.concurrency,
             args.seconds,
             all.len(),

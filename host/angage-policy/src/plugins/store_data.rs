@@ -127,23 +127,35 @@ pub(crate) struct StoreData {
 
 /// How a call's `check-and-increment` is answered: at once, or (with shared counters, see
 /// `lanes.rs`) recorded for the batch's one round trip and then answered from it.
+///
+/// Both passes see the clock stopped at the same `now_ms`: a sliding window's limit depends on
+/// the time, and a replay that asked for other ops than it recorded would be charged on its
+/// own, a round trip per request.
 #[derive(Default)]
 pub(crate) enum Charging {
     #[default]
     Direct,
     /// Recorded, and answered as if every op fitted (this call's decision is not used).
-    Record(Vec<(String, Vec<CounterOp>)>),
+    Record { log: Vec<(String, Vec<CounterOp>)>, now_ms: i64 },
     /// Answered from the batch's round trip, in order; ops that differ from those recorded
     /// are charged at once.
-    Replay(std::collections::VecDeque<(Vec<CounterOp>, Charge)>),
+    Replay { answers: std::collections::VecDeque<(Vec<CounterOp>, Charge)>, now_ms: i64 },
 }
 
 impl Charging {
     /// What a recording call charged.
     pub(crate) fn recorded(self) -> Vec<(String, Vec<CounterOp>)> {
         match self {
-            Charging::Record(log) => log,
+            Charging::Record { log, .. } => log,
             _ => Vec::new(),
+        }
+    }
+
+    /// The time a pass is stopped at.
+    fn now_ms(&self) -> Option<i64> {
+        match self {
+            Charging::Record { now_ms, .. } | Charging::Replay { now_ms, .. } => Some(*now_ms),
+            Charging::Direct => None,
         }
     }
 }
@@ -255,15 +267,17 @@ impl host::Host for StoreData {
             .map(|o| CounterOp { key: o.key, cost: o.cost, limit: o.limit, ttl_ms: o.ttl_ms })
             .collect();
         let charge = match &mut self.charging {
-            Charging::Record(log) => {
+            Charging::Record { log, .. } => {
                 let assumed = Charge::Charged(ops.iter().map(|o| o.cost).collect());
                 log.push((self.plugin.name.to_string(), ops));
                 assumed
             }
-            Charging::Replay(answers) if answers.front().is_some_and(|(recorded, _)| *recorded == ops) => {
+            Charging::Replay { answers, .. }
+                if answers.front().is_some_and(|(recorded, _)| *recorded == ops) =>
+            {
                 answers.pop_front().map(|(_, answer)| answer).unwrap_or(Charge::Charged(Vec::new()))
             }
-            Charging::Replay(_) | Charging::Direct => self
+            Charging::Replay { .. } | Charging::Direct => self
                 .ctx
                 .counters
                 .check_and_increment(&self.plugin.name, ops, self.ctx.clock.now_ms())
@@ -286,7 +300,7 @@ impl host::Host for StoreData {
     }
 
     fn now_ms(&mut self) -> wasmtime::Result<i64> {
-        Ok(self.ctx.clock.now_ms())
+        Ok(self.charging.now_ms().unwrap_or_else(|| self.ctx.clock.now_ms()))
     }
 
     fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
