@@ -46,6 +46,21 @@ pub(crate) async fn refuse(State(state): State<AppState>, req: Request, next: Ne
     }
 }
 
+/// `response` once the request's body (at most `bound` bytes) has been read off the wire, so
+/// a client refused while still sending a large body reads the answer instead of a reset;
+/// past `bound` or `DRAIN_TIME`, at once and with the connection closed.
+pub(crate) async fn after_body(req: Request, bound: u64, response: Response) -> Response {
+    let waits =
+        req.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let drained =
+        !waits && tokio::time::timeout(DRAIN_TIME, discard(req.into_body(), bound)).await.unwrap_or(false);
+    let mut response = response;
+    if !drained {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
 /// Reads the body to its end; false if it errs or runs past `bound` bytes.
 async fn discard(mut body: Body, bound: u64) -> bool {
     let mut seen = 0u64;

@@ -22,13 +22,15 @@ pub(super) async fn require_operator(State(state): State<AppState>, req: Request
     let token = &state.settings.server.operator_token;
     if token.is_empty() {
         let detail = "The operator endpoints are off: set server.operator_token to use them";
-        return Problem::new(StatusCode::FORBIDDEN, "operator_disabled", detail).into_response();
+        let refused = Problem::new(StatusCode::FORBIDDEN, "operator_disabled", detail).into_response();
+        return crate::oversize::after_body(req, MAX_COMPONENT_BYTES as u64, refused).await;
     }
     if !crate::bearer::presents(req.headers(), token) {
         let detail = "Send the operator token as `Authorization: Bearer ...`";
-        return Problem::new(StatusCode::UNAUTHORIZED, "operator_token_required", detail)
+        let refused = Problem::new(StatusCode::UNAUTHORIZED, "operator_token_required", detail)
             .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))
             .into_response();
+        return crate::oversize::after_body(req, MAX_COMPONENT_BYTES as u64, refused).await;
     }
     next.run(req).await
 }
