@@ -314,3 +314,61 @@ fn parse_charge(n: usize, items: impl Iterator<Item = Value>) -> Result<Charge, 
         Charge::Refused { index: usize::try_from(numbers[1]).map_err(|_| bad())?, values }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(key: &str, cost: u64, limit: u64) -> CounterOp {
+        CounterOp { key: key.into(), cost, limit, ttl_ms: 60_000 }
+    }
+
+    /// Against the Redis of `ANGAGE_TEST_REDIS_URL`, under a prefix of its own.
+    #[tokio::test]
+    async fn a_batch_charges_in_order_and_each_charge_all_or_nothing() {
+        let Some(url) = std::env::var("ANGAGE_TEST_REDIS_URL").ok().filter(|u| !u.is_empty()) else {
+            let required = std::env::var("ANGAGE_TEST_REQUIRE_SERVICES").is_ok_and(|v| v == "1");
+            assert!(!required, "ANGAGE_TEST_REDIS_URL is not set, and ANGAGE_TEST_REQUIRE_SERVICES=1");
+            eprintln!("ANGAGE_TEST_REDIS_URL is not set: skipping");
+            return;
+        };
+        let prefix = format!("angage-t-{}:", angage_core::ids::random_base62(10));
+        let settings = RedisSettings {
+            url,
+            failure: angage_core::config::RedisFailure::Closed,
+            timeout_ms: 1000,
+            prefix,
+        };
+        let redis = Redis::open(&settings).expect("url").expect("configured");
+        let both = [op("a", 1, 2), op("b", 1, 1)];
+        let only_a = [op("a", 1, 2)];
+        let answers = redis
+            .charge_batch(&[("p", &both), ("p", &both), ("p", &only_a), ("q", &only_a)])
+            .await
+            .expect("charged");
+        assert_eq!(
+            answers,
+            [
+                Charge::Charged(vec![1, 1]),
+                // `b` is full, so `a` is not charged either, and the next charge sees that.
+                Charge::Refused { index: 1, values: vec![1, 1] },
+                Charge::Charged(vec![2]),
+                // Another namespace, other counters.
+                Charge::Charged(vec![1]),
+            ]
+        );
+        assert_eq!(
+            redis.get_many("p", &["a".into(), "b".into(), "c".into()]).await.expect("read"),
+            [2, 1, 0]
+        );
+        let mut conn = redis.0.manager.clone();
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg(format!("{}*", settings.prefix))
+            .query_async(&mut conn)
+            .await
+            .expect("keys");
+        let ttl: i64 = ::redis::cmd("PTTL").arg(&keys[0]).query_async(&mut conn).await.expect("ttl");
+        assert!(ttl > 0 && ttl <= 60_000, "a counter expires with its window: {ttl}");
+        let _: i64 = ::redis::cmd("DEL").arg(&keys).query_async(&mut conn).await.expect("del");
+    }
+}

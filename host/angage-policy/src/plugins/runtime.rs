@@ -115,49 +115,27 @@ pub(crate) fn check_component(
 ) -> Result<String, RuntimeError> {
     let (engine, linker, budget) = setup(settings)?;
     let config = config_json(settings, name);
+    // Loaded as every node would load it from the store; only its version is kept.
+    let version_as = |stage: Stage| {
+        fn version<B: Bindings>(
+            (engine, linker, ctx, budget): (&Engine, &Linker<StoreData>, &Arc<HostCtx>, Budget),
+            (name, bytes, config): (&str, &[u8], &Arc<str>),
+        ) -> Result<String, LoadError> {
+            load::<B>(engine, linker, ctx.clone(), budget, name, Source::Store(0), bytes, config.clone())
+                .map(|l| l.meta.version)
+        }
+        let host = (&engine, &linker, &ctx, budget);
+        let plugin = (name, bytes, &config);
+        match stage {
+            Stage::Authenticate => version::<Authenticator>(host, plugin),
+            Stage::Authorize => version::<Authorizer>(host, plugin),
+            Stage::RateLimit => version::<RateLimiter>(host, plugin),
+            Stage::EnrichUsage => version::<UsageEnricher>(host, plugin),
+        }
+    };
     let mut version = None;
     for stage in Stage::ALL.iter().copied().filter(|s| plugin_of(settings, *s) == name) {
-        let source = Source::Store(0);
-        let loaded_version = match stage {
-            Stage::Authenticate => load::<Authenticator>(
-                &engine,
-                &linker,
-                ctx.clone(),
-                budget,
-                name,
-                source,
-                bytes,
-                config.clone(),
-            )
-            .map(|l| l.meta.version),
-            Stage::Authorize => {
-                load::<Authorizer>(&engine, &linker, ctx.clone(), budget, name, source, bytes, config.clone())
-                    .map(|l| l.meta.version)
-            }
-            Stage::RateLimit => load::<RateLimiter>(
-                &engine,
-                &linker,
-                ctx.clone(),
-                budget,
-                name,
-                source,
-                bytes,
-                config.clone(),
-            )
-            .map(|l| l.meta.version),
-            Stage::EnrichUsage => load::<UsageEnricher>(
-                &engine,
-                &linker,
-                ctx.clone(),
-                budget,
-                name,
-                source,
-                bytes,
-                config.clone(),
-            )
-            .map(|l| l.meta.version),
-        };
-        let loaded_version = loaded_version.map_err(|error| RuntimeError::Load {
+        let loaded_version = version_as(stage).map_err(|error| RuntimeError::Load {
             stage: stage.as_str(),
             name: name.to_owned(),
             error,
