@@ -239,6 +239,10 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
     for (c, decision) in charges.into_iter().zip(decisions) {
         let decision = match decision {
             Ok(d) => Some(d),
+            Err(CallError::CountersRefused) => {
+                c.job.refuse(Some(&c.key), refusals::counters_unavailable());
+                continue;
+            }
             Err(error) if ctx.rate_limit_failure == FailMode::Closed => {
                 c.job.refuse(Some(&c.key), failed(Stage::RateLimit, &error));
                 continue;

@@ -83,6 +83,10 @@ pub(crate) enum CallError {
     Trap(String),
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
+    /// The shared counters could not be reached and `redis.failure = "closed"` refuses: the
+    /// request is refused as such, not as a failing plugin.
+    #[error("the shared counters are unavailable")]
+    CountersRefused,
 }
 
 impl CallError {
@@ -92,6 +96,7 @@ impl CallError {
             Self::Deadline => "deadline",
             Self::Trap(_) => "trap",
             Self::Instantiate(_) => "instantiate",
+            Self::CountersRefused => "counters_refused",
         }
     }
 }
@@ -376,6 +381,11 @@ impl<B: Bindings> Loaded<B> {
     fn failed(&self, e: wasmtime::Error) -> CallError {
         let err = if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             CallError::Deadline
+        } else if e.downcast_ref::<super::counters::Refuse>().is_some() {
+            // Said once per outage where Redis is; not a plugin's fault.
+            metrics::counter!("angage_plugin_calls_total", "stage" => B::STAGE.as_str(), "outcome" => "counters_refused")
+                .increment(1);
+            return CallError::CountersRefused;
         } else {
             CallError::Trap(format!("{e:#}").lines().next().unwrap_or_default().to_owned())
         };
