@@ -435,19 +435,21 @@ impl Initial<'_> {
         let name = plugin_of(self.settings, stage);
         let file: PathBuf = s.dir.join(format!("{name}.wasm"));
         let config = config_json(self.settings, name);
-        let mut failed = None;
-        if let Some(p) = self.stored.iter().find(|p| p.name == name) {
-            let source = Source::Store(p.version);
-            match load::<B>(
+        let try_load = |source: Source, bytes: &[u8]| {
+            load::<B>(
                 self.engine,
                 self.linker,
                 self.ctx.clone(),
                 self.budget,
                 name,
                 source,
-                &p.component,
+                bytes,
                 config.clone(),
-            ) {
+            )
+        };
+        let mut failed = None;
+        if let Some(p) = self.stored.iter().find(|p| p.name == name) {
+            match try_load(Source::Store(p.version), &p.component) {
                 Ok(loaded) => return Ok((loaded, None)),
                 Err(e) => {
                     let label = Path::new(&format!("{name} (stored v{})", p.version)).to_path_buf();
@@ -456,16 +458,7 @@ impl Initial<'_> {
             }
         }
         if let Ok(bytes) = std::fs::read(&file) {
-            match load::<B>(
-                self.engine,
-                self.linker,
-                self.ctx.clone(),
-                self.budget,
-                name,
-                Source::File(file.clone()),
-                &bytes,
-                config.clone(),
-            ) {
+            match try_load(Source::File(file.clone()), &bytes) {
                 Ok(loaded) => return Ok((loaded, None)),
                 Err(e) if builtin(name).is_some() => {
                     failed = Some((stage, failure(&file, &e.to_string(), self.ctx.clock.now_ms())));
@@ -482,17 +475,7 @@ impl Initial<'_> {
                 file: file.display().to_string(),
             });
         };
-        let loaded = load::<B>(
-            self.engine,
-            self.linker,
-            self.ctx.clone(),
-            self.budget,
-            name,
-            Source::Builtin,
-            bytes,
-            config,
-        )
-        .map_err(|error| RuntimeError::Load {
+        let loaded = try_load(Source::Builtin, bytes).map_err(|error| RuntimeError::Load {
             stage: stage.as_str(),
             name: name.to_owned(),
             error,
