@@ -44,38 +44,38 @@ const BACKOFF_MS: i64 = 500;
 /// KEYS: every charge's counters, one charge after another; ARGV: the number of charges, then
 /// for each its number of counters and, per counter, cost, limit and ttl (ms). Returns, per
 /// charge, {1, -1, values...} when charged or {0, index, values...} when the counter at `index`
-/// (0-based) did not fit. One script call per batch: Redis parses and dispatches it once.
+/// (0-based) did not fit. One script call per batch: Redis parses and dispatches it once. A
+/// charge increments first and takes its increments back when one does not fit, so the common
+/// case (it fits) costs one command per counter.
 const CHARGE: &str = r"
 local out, k, a = {}, 0, 2
 for _ = 1, tonumber(ARGV[1]) do
   local n = tonumber(ARGV[a])
   a = a + 1
-  local values = redis.call('MGET', unpack(KEYS, k + 1, k + n))
-  local refused = -1
+  local values, refused = {}, -1
   for i = 1, n do
-    local v = tonumber(values[i]) or 0
+    local key, cost = KEYS[k + i], ARGV[a + i * 3 - 3]
+    local c, v = tonumber(cost), 0
+    if c > 0 then
+      v = redis.call('INCRBY', key, cost)
+      if v == c then redis.call('PEXPIRE', key, ARGV[a + i * 3 - 1]) end
+    else
+      v = tonumber(redis.call('GET', key)) or 0
+    end
     values[i] = v
-    if refused < 0 and v + tonumber(ARGV[a + i * 3 - 3]) > tonumber(ARGV[a + i * 3 - 2]) then
+    if v > tonumber(ARGV[a + i * 3 - 2]) then
       refused = i - 1
-    end
-  end
-  if refused >= 0 then
-    out[#out + 1] = 0
-    out[#out + 1] = refused
-    for i = 1, n do out[#out + 1] = values[i] end
-  else
-    out[#out + 1] = 1
-    out[#out + 1] = -1
-    for i = 1, n do
-      local cost = ARGV[a + i * 3 - 3]
-      local v = values[i]
-      if tonumber(cost) > 0 then
-        v = redis.call('INCRBY', KEYS[k + i], cost)
-        if v == tonumber(cost) then redis.call('PEXPIRE', KEYS[k + i], ARGV[a + i * 3 - 1]) end
+      for j = 1, i do
+        local cj = tonumber(ARGV[a + j * 3 - 3])
+        if cj > 0 then values[j] = redis.call('DECRBY', KEYS[k + j], cj) end
       end
-      out[#out + 1] = v
+      for j = i + 1, n do values[j] = tonumber(redis.call('GET', KEYS[k + j])) or 0 end
+      break
     end
   end
+  out[#out + 1] = refused < 0 and 1 or 0
+  out[#out + 1] = refused
+  for i = 1, n do out[#out + 1] = values[i] end
   k = k + n
   a = a + n * 3
 end
