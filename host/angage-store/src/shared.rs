@@ -211,7 +211,7 @@ impl Redis {
         charges.iter().map(|(_, ops)| parse_charge(ops.len(), items.by_ref().take(ops.len() + 2))).collect()
     }
 
-    /// A pipeline of script calls; when Redis lost the script (a restart, a flush), it is
+    /// A pipeline holding the script call; when Redis lost the script (a restart, a flush), it is
     /// loaded and the pipeline sent once more.
     async fn pipeline_with_script(&self, pipe: &::redis::Pipeline) -> Result<Vec<Value>, Unavailable> {
         let mut conn = self.0.manager.clone();
