@@ -280,7 +280,7 @@ async fn charge_shared(
             owners.push(i);
         }
     }
-    let answers = ctx.counters.charge_batch(sent.clone(), now_ms).await.ok()?;
+    let answers = ctx.counters.charge_batch(&sent, now_ms).await.ok()?;
     let mut replies: Vec<VecDeque<(Vec<CounterOp>, CounterCharge)>> =
         charges.iter().map(|_| VecDeque::new()).collect();
     for ((owner, (_, ops)), answer) in owners.into_iter().zip(sent).zip(answers) {

@@ -37,13 +37,13 @@ pub trait Counters: Send + Sync {
         false
     }
     /// Every call's charges, in order, in one round trip.
-    fn charge_batch(
-        &self,
-        charges: Charges,
+    fn charge_batch<'a>(
+        &'a self,
+        charges: &'a [(String, Vec<CounterOp>)],
         now_ms: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Charge>, Refuse>> + Send + '_>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Charge>, Refuse>> + Send + 'a>> {
         Box::pin(async move {
-            charges.into_iter().map(|(ns, ops)| self.check_and_increment(&ns, ops, now_ms)).collect()
+            charges.iter().map(|(ns, ops)| self.check_and_increment(ns, ops.clone(), now_ms)).collect()
         })
     }
 }
@@ -192,17 +192,17 @@ impl Counters for SharedCounters {
         true
     }
 
-    fn charge_batch(
-        &self,
-        charges: Charges,
+    fn charge_batch<'a>(
+        &'a self,
+        charges: &'a [(String, Vec<CounterOp>)],
         now_ms: i64,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<Charge>, Refuse>> + Send + '_>> {
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Charge>, Refuse>> + Send + 'a>> {
         Box::pin(async move {
             let refs: Vec<(&str, &[CounterOp])> =
                 charges.iter().map(|(ns, ops)| (ns.as_str(), ops.as_slice())).collect();
             match self.redis.charge_batch(&refs).await {
                 Ok(answers) if answers.len() == charges.len() => Ok(answers),
-                _ => charges.into_iter().map(|(ns, ops)| self.fallback(&ns, ops, now_ms)).collect(),
+                _ => charges.iter().map(|(ns, ops)| self.fallback(ns, ops.clone(), now_ms)).collect(),
             }
         })
     }
