@@ -543,3 +543,58 @@ async fn the_operator_endpoints_are_off_without_a_token_and_closed_to_tenant_adm
     assert_eq!(listing["stored"], serde_json::json!([]), "{listing}");
     assert!(listing["nodes"].as_array().is_some_and(|n| !n.is_empty()), "this node reports what it serves");
 }
+
+/// Installs and rollbacks from several nodes at once: each lands once, or is told it lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_installs_and_rollbacks_never_lose_a_step() {
+    use angage_store::plugins::{self, PluginStoreError};
+    for backend in crate::helpers::backends() {
+        let db = crate::helpers::TestDb::new(backend).await;
+        let settings = crate::helpers::test_settings(&db);
+        let store = angage_store::db::Db::connect(&settings.database).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        for trial in 0..10 {
+            let name = format!("p{trial}");
+            let installs = (0..3).map(|i| {
+                let (store, name) = (store.clone(), name.clone());
+                tokio::spawn(async move {
+                    plugins::install(&store, &name, format!("v{i}").as_bytes(), "1.0.0", "cli", 0).await
+                })
+            });
+            let mut versions = Vec::new();
+            for done in futures_util::future::join_all(installs).await {
+                match done.expect("task") {
+                    Ok(stored) => versions.push(stored.version),
+                    Err(PluginStoreError::Changed(_)) => {}
+                    Err(e) => panic!("{backend:?}: {e}"),
+                }
+            }
+            versions.sort_unstable();
+            let expected: Vec<i64> = (1..=versions.len() as i64).collect();
+            assert_eq!(versions, expected, "{backend:?}: each install its own version");
+            if versions.len() < 3 {
+                continue;
+            }
+            let rollbacks = (0..2).map(|_| {
+                let (store, name) = (store.clone(), name.clone());
+                tokio::spawn(async move { plugins::rollback(&store, &name, 1).await })
+            });
+            let results: Vec<_> = futures_util::future::join_all(rollbacks)
+                .await
+                .into_iter()
+                .map(|r| r.expect("task"))
+                .collect();
+            let stepped = results.iter().filter(|r| r.is_ok()).count() as i64;
+            assert!(
+                results.iter().all(|r| matches!(r, Ok(_) | Err(PluginStoreError::Changed(_)))),
+                "{backend:?}: {results:?}"
+            );
+            let serving = plugins::active(&store, &name).await.expect("read").expect("serving").version;
+            assert_eq!(
+                serving,
+                3 - stepped,
+                "{backend:?}: every rollback that answered Ok went back one step"
+            );
+        }
+    }
+}

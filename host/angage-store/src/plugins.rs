@@ -52,6 +52,8 @@ pub enum PluginStoreError {
     Unknown(String),
     #[error("plugin {0} has no earlier version to roll back to")]
     NoEarlier(String),
+    #[error("plugin {0} changed meanwhile (another install or rollback); look again and retry")]
+    Changed(String),
     #[error("a stored component of {0} is not valid base64")]
     Corrupt(String),
     #[error("database error: {0}")]
@@ -92,7 +94,12 @@ pub async fn install(
     .bind(actor)
     .bind(now)
     .execute(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| match crate::failure::is_unique_violation(&e) {
+        // Another install took this version number first.
+        true => PluginStoreError::Changed(name.to_owned()),
+        false => e.into(),
+    })?;
     activate(&mut tx, name, version, now).await?;
     tx.commit().await?;
     Ok(StoredPlugin {
@@ -106,19 +113,36 @@ pub async fn install(
     })
 }
 
-/// Makes the version before the serving one serve again.
+/// Makes the version before the serving one serve again. The step is from the version read,
+/// in the statement: two rollbacks at once go back one version each, or the second is told.
 pub async fn rollback(db: &Db, name: &str, now: i64) -> Result<StoredPlugin, PluginStoreError> {
-    let serving = active(db, name).await?.ok_or_else(|| PluginStoreError::Unknown(name.to_owned()))?;
     let mut tx = db.write_tx().await?;
+    let serving: Option<(i64,)> = sqlx::query_as("SELECT version FROM plugin_active WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((serving,)) = serving else { return Err(PluginStoreError::Unknown(name.to_owned())) };
     let earlier: Option<(i64,)> = sqlx::query_as(
         "SELECT MAX(version) FROM plugin_versions WHERE name = $1 AND version < $2 HAVING MAX(version) IS NOT NULL",
     )
     .bind(name)
-    .bind(serving.version)
+    .bind(serving)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((version,)) = earlier else { return Err(PluginStoreError::NoEarlier(name.to_owned())) };
-    activate(&mut tx, name, version, now).await?;
+    let moved = sqlx::query(
+        "UPDATE plugin_active SET version = $1, updated_at = $2 WHERE name = $3 AND version = $4",
+    )
+    .bind(version)
+    .bind(now)
+    .bind(name)
+    .bind(serving)
+    .execute(&mut *tx)
+    .await?;
+    if moved.rows_affected() == 0 {
+        return Err(PluginStoreError::Changed(name.to_owned()));
+    }
+    changes::record(&mut tx, None, Kind::Plugin, name, now).await?;
     tx.commit().await?;
     active(db, name).await?.ok_or_else(|| PluginStoreError::Unknown(name.to_owned()))
 }
@@ -129,20 +153,15 @@ async fn activate(
     version: i64,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let updated = sqlx::query("UPDATE plugin_active SET version = $1, updated_at = $2 WHERE name = $3")
-        .bind(version)
-        .bind(now)
-        .bind(name)
-        .execute(&mut **tx)
-        .await?;
-    if updated.rows_affected() == 0 {
-        sqlx::query("INSERT INTO plugin_active (name, version, updated_at) VALUES ($1, $2, $3)")
-            .bind(name)
-            .bind(version)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-    }
+    sqlx::query(
+        "INSERT INTO plugin_active (name, version, updated_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(version)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
     changes::record(tx, None, Kind::Plugin, name, now).await?;
     Ok(())
 }
@@ -193,13 +212,10 @@ pub struct NodePlugin {
 /// Records what this node serves at `stage` (after every load).
 pub async fn report_loaded(db: &Db, loaded: &NodePlugin, now: i64) -> Result<(), sqlx::Error> {
     let mut tx = db.write_tx().await?;
-    sqlx::query("DELETE FROM node_plugins WHERE node = $1 AND stage = $2")
-        .bind(&loaded.node)
-        .bind(&loaded.stage)
-        .execute(&mut *tx)
-        .await?;
     sqlx::query(
-        "INSERT INTO node_plugins (node, address, stage, name, source, sha256, loaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO node_plugins (node, address, stage, name, source, sha256, loaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (node, stage) DO UPDATE SET address = excluded.address, name = excluded.name, \
+         source = excluded.source, sha256 = excluded.sha256, loaded_at = excluded.loaded_at",
     )
     .bind(&loaded.node)
     .bind(&loaded.address)

@@ -104,6 +104,9 @@ fn stored(e: PluginStoreError) -> Problem {
         PluginStoreError::NoEarlier(_) => {
             Problem::new(StatusCode::CONFLICT, "no_earlier_version", e.to_string())
         }
+        PluginStoreError::Changed(_) => {
+            Problem::new(StatusCode::CONFLICT, "changed_meanwhile", e.to_string())
+        }
         PluginStoreError::Corrupt(_) => {
             tracing::error!(error = %e, "a stored plugin cannot be read");
             Problem::internal()

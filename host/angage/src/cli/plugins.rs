@@ -113,7 +113,9 @@ pub(super) async fn run(loaded: Loaded, cmd: PluginsCommand) -> anyhow::Result<(
         }
         PluginsCommand::Rollback { name, json } => {
             let serving = plugins::rollback(&db, &name, now()).await.map_err(|e| match e {
-                PluginStoreError::Unknown(_) | PluginStoreError::NoEarlier(_) => {
+                PluginStoreError::Unknown(_)
+                | PluginStoreError::NoEarlier(_)
+                | PluginStoreError::Changed(_) => {
                     anyhow::anyhow!("--name: {e}")
                 }
                 other => anyhow::Error::new(other),
