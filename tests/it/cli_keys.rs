@@ -211,3 +211,84 @@ fn an_operator_changes_and_removes_admins_from_the_command_line() {
         run(d, &["admins", "delete", "--tenant", "acme", "--email", "eve@acme.example"], None);
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn webhook_endpoints_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert_eq!(run(d, &["tenants", "create", "acme", "--name", "Acme Inc"], None).0, 0);
+    let (code, out, err) = run(
+        d,
+        &[
+            "webhooks",
+            "create",
+            "--tenant",
+            "acme",
+            "--url",
+            "https://erp.example.com/hooks",
+            "--event",
+            "order.created",
+            "--event",
+            "invoice.paid",
+            "--description",
+            "Warehouse",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let created = json_of(&out);
+    let id = created["id"].as_str().expect("id").to_owned();
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+    assert!(id.starts_with("we_") && secret.starts_with("whsec_"), "{out}");
+    assert_eq!(created["events"], serde_json::json!(["invoice.paid", "order.created"]));
+
+    // Bad input: one line naming the flag, nothing stored.
+    let (code, _, err) =
+        run(d, &["webhooks", "create", "--tenant", "acme", "--url", "http://erp.example.com/hooks"], None);
+    assert_eq!(code, 1);
+    assert!(err.trim().starts_with("error: --url: must use https://"), "{err}");
+    let (code, _, err) = run(
+        d,
+        &[
+            "webhooks",
+            "create",
+            "--tenant",
+            "acme",
+            "--url",
+            "https://erp.example.com/",
+            "--event",
+            "order.shipped",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("--event: unknown event type \"order.shipped\""), "{err}");
+
+    let (code, out, _) = run(d, &["webhooks", "list", "--tenant", "acme", "--json"], None);
+    assert_eq!(code, 0);
+    let listed = json_of(&out);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{out}");
+    assert!(!out.contains(&secret), "a list never shows a secret");
+    let (code, out, _) = run(d, &["webhooks", "disable", "--tenant", "acme", &id, "--json"], None);
+    assert_eq!((code, json_of(&out)["enabled"].as_bool()), (0, Some(false)));
+    let (code, out, _) = run(d, &["webhooks", "enable", "--tenant", "acme", &id, "--json"], None);
+    assert_eq!((code, json_of(&out)["enabled"].as_bool()), (0, Some(true)));
+    let (code, out, _) =
+        run(d, &["webhooks", "rotate-secret", "--tenant", "acme", &id, "--grace", "1h", "--json"], None);
+    assert_eq!(code, 0);
+    let rotated = json_of(&out);
+    assert_ne!(rotated["secret"], secret.as_str());
+    assert!(rotated["previous_secret_expires_at"].is_string());
+    let (code, out, _) = run(d, &["webhooks", "show", "--tenant", "acme", &id], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("https://erp.example.com/hooks") && out.contains("old secret:"), "{out}");
+    let (code, out, _) = run(d, &["webhooks", "deliveries", "--tenant", "acme", &id, "--json"], None);
+    assert_eq!((code, out.trim()), (0, "[]"));
+    let (code, _, err) = run(d, &["webhooks", "show", "--tenant", "acme", "we_nothere"], None);
+    assert_eq!((code, err.trim()), (1, "error: ID: Webhook endpoint we_nothere not found"));
+    let (code, out, _) = run(d, &["webhooks", "delete", "--tenant", "acme", &id], None);
+    assert_eq!(code, 0, "{out}");
+    let (code, out, _) = run(d, &["webhooks", "list", "--tenant", "acme", "--json"], None);
+    assert_eq!((code, out.trim()), (0, "[]"));
+}

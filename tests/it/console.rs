@@ -305,3 +305,85 @@ async fn an_admin_runs_the_api_settings_page_in_a_real_browser() {
     c.close().await.expect("close");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_sets_up_a_webhook_in_a_real_browser() {
+    let profile = tempfile::tempdir().expect("profile");
+    let Some((_driver, c)) = browser(profile.path()).await else { return };
+    let receiver = crate::receiver::Receiver::start().await;
+    let app = spawn_app(Backend::Sqlite).await;
+    let shots = Shots::new();
+    let banner = app.banner.clone().expect("banner");
+
+    // Log in; no endpoint yet.
+    c.goto(&app.url("/console")).await.expect("goto");
+    fill(&c, "#email", &banner.admin_email).await;
+    fill(&c, "#password", &banner.admin_password).await;
+    click(&c, "#login-submit").await;
+    assert_eq!(text_of(&c, "#webhook-count").await, "0");
+
+    // Add an endpoint for order.created and read its secret from the shown-once panel.
+    open(&c, &app, "webhooks", "#wh-new").await;
+    click(&c, "#wh-new").await;
+    fill(&c, "#wh-url", &receiver.url()).await;
+    fill(&c, "#wh-description", "Order sync").await;
+    click(&c, "input[name=wh-event][value='order.created']").await;
+    click(&c, "#wh-submit").await;
+    let secret = text_of(&c, "#wh-secret").await;
+    assert!(secret.starts_with("whsec_") && secret.len() > 20, "{secret}");
+    assert!(text_of(&c, "#wh-secret-panel").await.contains("won't be shown again"));
+    shots.take(&c, "webhook-created").await;
+    let stored: Vec<String> = serde_json::from_value(
+        c.execute(
+            "return [].concat(...Object.entries(localStorage), ...Object.entries(sessionStorage), \
+             [document.cookie]);",
+            vec![],
+        )
+        .await
+        .expect("storage"),
+    )
+    .expect("strings");
+    assert!(
+        stored.iter().all(|s| !s.contains(&secret["whsec_".len()..])),
+        "the secret is never stored client-side: {stored:?}"
+    );
+
+    // Away and back: the secret is gone, the endpoint is listed.
+    open(&c, &app, "dashboard", "#webhook-count").await;
+    assert_eq!(text_of(&c, "#webhook-count").await, "1");
+    open(&c, &app, "webhooks", "tr[data-endpoint]").await;
+    assert!(!c.source().await.expect("source").contains(&secret), "the secret is shown once");
+    let row = text_of(&c, "tr[data-endpoint]").await;
+    assert!(
+        row.contains(&receiver.url()) && row.contains("order.created") && row.contains("enabled"),
+        "{row}"
+    );
+    shots.take(&c, "webhooks").await;
+
+    // Send a test event: it arrives signed, and the delivery log shows it delivered.
+    let id: String = c
+        .find(Locator::Css("tr[data-endpoint]"))
+        .await
+        .expect("row")
+        .attr("data-endpoint")
+        .await
+        .expect("attr")
+        .expect("id");
+    assert!(id.starts_with("we_"), "{id}");
+    click(&c, &format!("button[data-test='{id}']")).await;
+    let got = receiver.wait_for(1).await;
+    let hit = &got[0];
+    assert_eq!(hit.json["type"], "webhook.test", "{:?}", hit.json);
+    assert!(!hit.header("webhook-id").is_empty(), "{:?}", hit.headers);
+    assert_eq!(hit.json["id"].as_str(), Some(hit.header("webhook-id")), "{:?}", hit.json);
+    assert!(hit.header("webhook-timestamp").parse::<i64>().is_ok(), "{:?}", hit.headers);
+    assert!(hit.header("webhook-signature").starts_with("v1,"), "{:?}", hit.headers);
+    wait_text(&c, "#wh-deliveries", "delivered").await;
+    wait_text(&c, "#wh-deliveries", "200").await;
+    assert_eq!(text_of(&c, "#wh-deliveries tr[data-delivery] td:nth-child(4)").await, "200");
+    assert!(text_of(&c, "#wh-deliveries tr[data-delivery]").await.contains("webhook.test"));
+    shots.take(&c, "webhook-deliveries").await;
+
+    c.close().await.expect("close");
+    app.stop().await;
+}

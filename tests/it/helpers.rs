@@ -154,6 +154,9 @@ pub(crate) fn test_settings(db: &TestDb) -> Settings {
     // Many test servers share two cores: a generous deadline keeps scheduling delays from
     // reading as runaway plugins (the deadline itself is tested with a plugin that loops).
     s.plugins.deadline_ms = 200;
+    // Test receivers listen on plain http on 127.0.0.1; the refusals have tests of their own.
+    s.webhooks.allow_insecure_urls = true;
+    s.webhooks.allow_private_targets = true;
     s
 }
 
@@ -233,7 +236,7 @@ pub(crate) async fn spawn_with(db: TestDb, settings: Settings) -> TestApp {
         let _ = slot.set(observing.clone());
         observing
     });
-    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, policy: Some(layer) };
+    let deps = Deps { clock: clock.clone() as Arc<dyn Clock>, policy: Some(layer), deliver_webhooks: true };
     let app = App::build(settings, deps).await.expect("app builds");
     let addr = app.local_addr();
     let state = app.state().clone();

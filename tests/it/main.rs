@@ -17,6 +17,7 @@ mod nodes;
 mod openapi;
 mod plugins;
 mod race;
+mod receiver;
 mod rules;
 mod shutdown;
 mod storage;
@@ -24,4 +25,9 @@ mod tidy;
 mod usage;
 mod v1_commerce;
 mod v1_customers;
+/// The receivers' verification code of `docs/webhooks/`, as integrators copy it.
+#[path = "../../docs/webhooks/verify.rs"]
+mod verify;
 mod wait;
+mod webhook_verify;
+mod webhooks;

@@ -64,6 +64,8 @@ pub struct Inner {
     pub in_flight: InFlight,
     /// Redis, when `redis.url` is set (for readiness).
     pub redis: Option<angage_store::shared::Redis>,
+    /// Seals webhook signing secrets at rest.
+    pub sealer: angage_store::webhooks::Sealer,
 }
 
 impl std::ops::Deref for AppState {

@@ -49,6 +49,8 @@ pub struct Db {
     sqlite_identity: Option<(u64, u64)>,
     writer: Arc<tokio::sync::Semaphore>,
     circuit: Arc<Circuit>,
+    /// Signalled by every commit that leaves webhook deliveries due; this node's worker waits on it.
+    webhooks_due: Arc<tokio::sync::Notify>,
 }
 
 /// How long a SQLite writer waits for its turn before the request is answered 503.
@@ -87,6 +89,7 @@ impl Db {
                 settings.circuit_failures,
                 Duration::from_millis(settings.circuit_open_ms),
             )),
+            webhooks_due: Arc::default(),
         })
     }
 
@@ -97,6 +100,12 @@ impl Db {
         let result = self.pool.acquire().await;
         self.circuit.observe(result.as_ref().err());
         result
+    }
+
+    /// Resolves when a commit on this node has left webhook deliveries due (or one already had
+    /// since the last wait).
+    pub async fn webhooks_due(&self) {
+        self.webhooks_due.notified().await;
     }
 
     /// Seconds a client should wait before retrying while the database is unavailable.
@@ -138,13 +147,25 @@ impl Db {
                     .map_err(|_| sqlx::Error::PoolClosed)?;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await;
                 self.circuit.observe(tx.as_ref().err());
-                Ok(WriteTx { tx: tx?, _permit: Some(permit), backend: Backend::Sqlite })
+                Ok(WriteTx {
+                    tx: tx?,
+                    _permit: Some(permit),
+                    backend: Backend::Sqlite,
+                    webhooks_due: self.webhooks_due.clone(),
+                    wake: false,
+                })
             }
             Backend::Postgres => {
                 self.circuit.check()?;
                 let tx = self.pool.begin().await;
                 self.circuit.observe(tx.as_ref().err());
-                Ok(WriteTx { tx: tx?, _permit: None, backend: Backend::Postgres })
+                Ok(WriteTx {
+                    tx: tx?,
+                    _permit: None,
+                    backend: Backend::Postgres,
+                    webhooks_due: self.webhooks_due.clone(),
+                    wake: false,
+                })
             }
         }
     }
@@ -159,6 +180,8 @@ pub struct WriteTx {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
     backend: Backend,
+    webhooks_due: Arc<tokio::sync::Notify>,
+    wake: bool,
 }
 
 impl WriteTx {
@@ -166,8 +189,17 @@ impl WriteTx {
         self.backend
     }
 
+    /// The commit will wake this node's webhook worker.
+    pub fn wake_webhooks(&mut self) {
+        self.wake = true;
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if self.wake {
+            self.webhooks_due.notify_one();
+        }
+        Ok(())
     }
 }
 

@@ -14,3 +14,4 @@ pub mod rules;
 pub mod shared;
 pub mod tenants;
 pub mod usage;
+pub mod webhooks;

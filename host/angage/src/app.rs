@@ -21,6 +21,8 @@ use angage_store::keys::cache::KeyCache;
 use angage_store::shared::Redis;
 use angage_store::tenants::cache::SettingsCache;
 use angage_store::usage::UsageSink;
+use angage_store::webhooks::Sealer;
+use angage_webhooks::{Worker, WorkerDeps};
 use anyhow::Context;
 
 use crate::bootstrap::{self, Banner};
@@ -37,6 +39,7 @@ pub struct App {
     _engine: Arc<dyn Policy>,
     _rules_watcher: notify::RecommendedWatcher,
     _follower: coherence::Follower,
+    deliver_webhooks: bool,
 }
 
 /// Wraps or replaces the policy engine: the seam tests and benches use (a latency they choose,
@@ -47,11 +50,14 @@ pub type PolicyLayer = Box<dyn FnOnce(Arc<dyn Policy>, &Services) -> Arc<dyn Pol
 pub struct Deps {
     pub clock: Arc<dyn Clock>,
     pub policy: Option<PolicyLayer>,
+    /// Run the webhook worker (the server always does; the webhook bench turns it off to
+    /// measure what the outbox alone costs a write).
+    pub deliver_webhooks: bool,
 }
 
 impl Default for Deps {
     fn default() -> Self {
-        Self { clock: Arc::new(SystemClock), policy: None }
+        Self { clock: Arc::new(SystemClock), policy: None, deliver_webhooks: true }
     }
 }
 
@@ -67,6 +73,7 @@ impl App {
         let banner = bootstrap::run(&db, &settings, &pepper, deps.clock.as_ref())
             .await
             .context("first-start setup")?;
+        let sealer = Sealer::new(&pepper);
         let keys = Arc::new(KeyCache::new(pepper, seconds_ms(settings.keys.cache_ttl_seconds)));
         let tenant_settings = Arc::new(SettingsCache::new(seconds_ms(settings.tenants.cache_ttl_seconds)));
         let redis = Redis::open(&settings.redis).context("redis.url")?;
@@ -137,6 +144,7 @@ impl App {
             usage,
             tenant_settings,
             rules,
+            sealer,
         });
         Ok(Self {
             listener,
@@ -145,6 +153,7 @@ impl App {
             _engine: engine,
             _rules_watcher: rules_watcher,
             _follower: follower,
+            deliver_webhooks: deps.deliver_webhooks,
         })
     }
 
@@ -159,7 +168,7 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting, lets requests in flight finish
     /// (up to `server.shutdown_grace_seconds`), flushes and closes the store.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let App { listener, state, _follower, .. } = self;
+        let App { listener, state, _follower, deliver_webhooks, .. } = self;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_seconds);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let signal = async move {
@@ -168,6 +177,18 @@ impl App {
             let _ = stopping_tx.send(());
         };
         let janitor = tokio::spawn(janitor(state.clone()));
+        let deliveries = deliver_webhooks
+            .then(|| {
+                Worker::start(WorkerDeps {
+                    db: state.db.clone(),
+                    sealer: state.sealer.clone(),
+                    clock: state.clock.clone(),
+                    settings: state.settings.webhooks.clone(),
+                    database_url: state.settings.database.url.clone(),
+                })
+            })
+            .transpose()
+            .context("starting the webhook worker")?;
         let server = angage_http::serve(listener, state.clone(), signal);
         let deadline = async move {
             if stopping_rx.await.is_ok() {
@@ -181,6 +202,7 @@ impl App {
             () = deadline => tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; closing"),
         }
         janitor.abort();
+        drop(deliveries);
         state.usage.flush().await;
         if let Err(e) = state.keys.flush_last_used(&state.db).await {
             tracing::warn!(error = %e, "cannot write last-used times at shutdown");
@@ -195,8 +217,8 @@ fn seconds_ms(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
 
-/// Periodic housekeeping: writes keys' last-used times and forgets idempotency keys past their
-/// retention.
+/// Periodic housekeeping: writes keys' last-used times, announces keys about to expire, and
+/// forgets idempotency keys, changes, usage and webhook deliveries past their retention.
 async fn janitor(state: AppState) {
     let flush_every = state.settings.keys.last_used_flush_seconds.max(1);
     let mut tick = tokio::time::interval(Duration::from_secs(flush_every));
@@ -207,6 +229,11 @@ async fn janitor(state: AppState) {
             tracing::warn!(error = %e, "cannot write last-used times; will retry");
         }
         let now = state.clock.now_ms();
+        match angage_store::keys::store::announce_expiring(&state.db, now).await {
+            Ok(n) if n > 0 => tracing::info!(announced = n, "announced keys expiring within seven days"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot announce expiring keys; will retry"),
+        }
         if now - last_purge >= 600_000 {
             last_purge = now;
             match angage_store::resources::idempotency::purge(&state.db, now).await {
@@ -221,6 +248,19 @@ async fn janitor(state: AppState) {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "removed usage data past its retention"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot apply usage retention"),
+            }
+            match angage_store::webhooks::deliveries::purge(
+                &state.db,
+                now,
+                state.settings.webhooks.retention_days,
+            )
+            .await
+            {
+                Ok(n) if n > 0 => {
+                    tracing::info!(removed = n, "removed webhook deliveries past their retention")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot apply webhook retention"),
             }
         }
     }

@@ -39,6 +39,7 @@ pub struct Settings {
     pub tenants: TenantCacheSettings,
     pub admin: AdminSettings,
     pub usage: UsageSettings,
+    pub webhooks: WebhookSettings,
     pub log: LogSettings,
     /// The profile these settings were loaded for (not a configuration key).
     #[serde(skip)]
@@ -217,6 +218,24 @@ pub struct UsageSettings {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Accept `http://` endpoint URLs (development); otherwise only `https://`.
+    pub allow_insecure_urls: bool,
+    /// Deliver to loopback, private, link-local and metadata addresses (development and tests);
+    /// otherwise such a target is refused, checked after DNS resolution.
+    pub allow_private_targets: bool,
+    /// Longest wait for a receiver's answer, in milliseconds; past it the attempt has failed.
+    pub timeout_ms: u64,
+    /// Deliveries this node sends at once.
+    pub max_in_flight: usize,
+    /// Deliveries this node sends at once to one endpoint, so a slow receiver holds only its own.
+    pub max_in_flight_per_endpoint: usize,
+    /// Days finished deliveries, their attempts and their events are kept.
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct AdminSettings {
     /// argon2id memory cost in KiB for admin passwords.
     pub argon2_memory_kib: u32,
@@ -324,6 +343,14 @@ impl Default for Settings {
                 raw_retention_days: 30,
                 minute_retention_days: 7,
                 daily_retention_days: 400,
+            },
+            webhooks: WebhookSettings {
+                allow_insecure_urls: false,
+                allow_private_targets: false,
+                timeout_ms: 10_000,
+                max_in_flight: 64,
+                max_in_flight_per_endpoint: 4,
+                retention_days: 30,
             },
             log: LogSettings { format: LogFormat::Pretty, level: "info".into() },
             profile: String::new(),
@@ -547,6 +574,13 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
     }
     if settings.database.acquire_timeout_ms == 0 {
         return Err(invalid("database.acquire_timeout_ms", "must be at least 1".into()));
+    }
+    let w = &settings.webhooks;
+    if w.timeout_ms == 0 || w.max_in_flight == 0 || w.max_in_flight_per_endpoint == 0 {
+        return Err(invalid(
+            "webhooks.timeout_ms",
+            "timeout, max_in_flight and max_in_flight_per_endpoint must be at least 1".into(),
+        ));
     }
     if settings.database.max_connections == 0 {
         return Err(invalid("database.max_connections", "must be at least 1".into()));

@@ -85,6 +85,7 @@ async function guarded(fn) {
 const ROUTES = {
   dashboard: ["Dashboard", viewDashboard],
   keys: ["API Keys", viewKeys],
+  webhooks: ["Webhooks", viewWebhooks],
   limits: ["Rate Limits", viewLimits],
   usage: ["Usage", viewUsage],
   errors: ["Errors", viewErrors],
@@ -100,6 +101,7 @@ function route() {
 }
 
 function render() {
+  stopDeliveryLog();
   const app = document.getElementById("app");
   if (!state.me) {
     app.replaceChildren(loginView());
@@ -166,8 +168,12 @@ function loginView() {
 // ---- screens -------------------------------------------------------------------------------
 
 async function viewDashboard() {
-  const [usage, health] = await Promise.all([api("GET", "/admin/v1/usage?period=month"), fetch("/readyz").then((r) => r.ok)]);
+  const [usage, health, hooks] = await Promise.all([
+    api("GET", "/admin/v1/usage?period=month"), fetch("/readyz").then((r) => r.ok), api("GET", "/admin/v1/webhooks").catch(() => null),
+  ]);
   const base = `${location.origin}/v1`;
+  const enabled = hooks ? hooks.data.filter((e) => e.enabled).length : 0;
+  const endpoints = !hooks ? "—" : enabled === hooks.data.length ? hooks.data.length : `${enabled} of ${hooks.data.length} enabled`;
   setMain(
     h("h2", {}, "Dashboard"),
     h(
@@ -181,6 +187,7 @@ async function viewDashboard() {
       card("Rate-limit hits", usage.rate_limited, "usage-limited"),
       card("Active keys (live)", usage.active_keys.live, "keys-live"),
       card("Active keys (test)", usage.active_keys.test, "keys-test"),
+      card("Webhook endpoints", endpoints, "webhook-count"),
     ),
     h("h3", {}, "Quick links"),
     h(
@@ -189,6 +196,7 @@ async function viewDashboard() {
       h("a", { href: "/docs" }, "Documentation"),
       h("a", { href: "#/keys", id: "quick-generate" }, "Generate a key"),
       h("a", { href: "#/usage" }, "Usage reports"),
+      h("a", { href: "#/webhooks", id: "quick-webhooks" }, "Webhook configuration"),
     ),
   );
 }
@@ -330,6 +338,223 @@ function keyForm() {
     }
   });
   return form;
+}
+
+// A delivery log refreshes itself for a while after a test or a redelivery; a newer load (or
+// leaving the screen) ends the older one.
+let deliveryLoad = 0;
+let deliveryTimer = null;
+
+function stopDeliveryLog() {
+  deliveryLoad += 1;
+  clearTimeout(deliveryTimer);
+  deliveryTimer = null;
+}
+
+function truncate(s, n) {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+function webhookSecretPanel(ep) {
+  const copied = h("span", { class: "muted", id: "wh-copied" });
+  return h(
+    "div",
+    { class: "secret", id: "wh-secret-panel" },
+    h("strong", {}, "Copy this signing secret now — it won't be shown again."),
+    h("p", { class: "key mono", id: "wh-secret" }, ep.secret),
+    h("p", {}, h("button", {
+      id: "wh-copy-secret",
+      onclick: async () => {
+        try {
+          await navigator.clipboard.writeText(ep.secret);
+          copied.textContent = " Copied.";
+        } catch (_) {
+          copied.textContent = " Select the secret and copy it.";
+        }
+      },
+    }, "Copy to clipboard"), copied),
+    h("p", {}, "It signs every delivery to ", h("code", {}, ep.url), ": the ", h("code", {}, "webhook-signature"), " header is ",
+      h("code", {}, "v1,"), " and the base64 HMAC-SHA256 of ", h("code", {}, "{webhook-id}.{webhook-timestamp}.{body}"),
+      ", keyed with the base64-decoded part after ", h("code", {}, "whsec_"), "."),
+    ep.previous_secret_expires_at ? h("p", {}, `The previous secret keeps signing deliveries too until ${fmtDate(ep.previous_secret_expires_at)}.`) : null,
+  );
+}
+
+function endpointRow(ep, act, reload, openLog) {
+  const events = ep.events.length ? ep.events.map((t, i) => [i ? ", " : null, h("code", {}, t)]) : h("span", { class: "muted" }, "All events");
+  const status = ep.enabled ? "enabled" : "disabled";
+  return h(
+    "tr",
+    { "data-endpoint": ep.id },
+    h("td", {}, h("code", { class: "url" }, ep.url), ep.description ? h("div", { class: "muted" }, ep.description) : null,
+      h("div", { class: "muted" }, "Secret ", h("code", {}, ep.secret_hint))),
+    h("td", {}, events),
+    h("td", {},
+      h("span", { class: `badge ${status}` }, status),
+      !ep.enabled && ep.disabled_reason ? h("div", { class: "muted reason" }, ep.disabled_reason) : null,
+      ep.failing_since ? h("div", { class: "up" }, `Failing since ${fmtDate(ep.failing_since)}`) : null,
+      ep.previous_secret_expires_at ? h("div", { class: "muted" }, `Previous secret valid until ${fmtDate(ep.previous_secret_expires_at)}`) : null),
+    h("td", {}, fmtDate(ep.created_at)),
+    h("td", {}, h("div", { class: "actions" },
+      h("button", {
+        "data-test": ep.id,
+        onclick: act(async () => {
+          const sent = await api("POST", `/admin/v1/webhooks/${ep.id}/test`, {});
+          await openLog(ep, sent.id);
+        }),
+      }, "Send test"),
+      h("button", { "data-deliveries": ep.id, onclick: act(() => openLog(ep)) }, "Deliveries"),
+      h("button", {
+        "data-toggle-endpoint": ep.id,
+        onclick: act(async () => {
+          await api("PUT", `/admin/v1/webhooks/${ep.id}`, { enabled: !ep.enabled });
+          await reload();
+        }),
+      }, ep.enabled ? "Disable" : "Enable"),
+      h("button", {
+        "data-rotate-secret": ep.id,
+        onclick: act(async () => {
+          const grace = prompt("Keep the previous secret signing deliveries too for: now, 1h, 24h or 7d", "24h");
+          if (!grace) return;
+          const rotated = await api("POST", `/admin/v1/webhooks/${ep.id}/rotate-secret`, { grace: grace.trim() });
+          await reload(rotated);
+        }),
+      }, "Rotate secret"),
+      h("button", {
+        class: "danger",
+        "data-delete-endpoint": ep.id,
+        onclick: act(async () => {
+          if (!confirm(`Delete the endpoint ${ep.url}? Its pending deliveries will not be sent.`)) return;
+          await api("DELETE", `/admin/v1/webhooks/${ep.id}`);
+          await reload();
+        }),
+      }, "Delete"),
+    )),
+  );
+}
+
+function deliveryRow(d, act, redeliver) {
+  const answer = d.response_excerpt ?? d.last_error;
+  return h(
+    "tr",
+    { "data-delivery": d.id },
+    h("td", {}, h("code", {}, d.event_type)),
+    h("td", {}, h("code", {}, d.event_id)),
+    h("td", {}, h("span", { class: `badge ${d.state}` }, d.state)),
+    h("td", {}, d.last_status ?? "—"),
+    h("td", {}, d.last_latency_ms === null || d.last_latency_ms === undefined ? "—" : `${d.last_latency_ms} ms`),
+    h("td", {}, d.attempts),
+    h("td", {}, d.state === "pending" ? fmtDate(d.next_attempt_at) : "—"),
+    h("td", {}, answer ? h("code", { class: d.response_excerpt === null || d.response_excerpt === undefined ? "excerpt up" : "excerpt", title: answer }, truncate(answer, 80)) : "—"),
+    h("td", {}, h("button", { "data-redeliver": d.id, onclick: act(() => redeliver(d)) }, "Redeliver")),
+  );
+}
+
+// Shows the delivery log of `ep` in `box`; with `expect` (a delivery just queued) it looks again
+// every second, for up to 10 seconds, until that delivery is there and none is pending.
+async function showDeliveries(box, ep, act, expect) {
+  stopDeliveryLog();
+  const load = deliveryLoad;
+  const until = expect ? Date.now() + 10000 : 0;
+  box.hidden = false;
+  box.dataset.endpoint = ep.id;
+  const redeliver = async (d) => {
+    const again = await api("POST", `/admin/v1/webhooks/${ep.id}/deliveries/${d.id}/redeliver`, {});
+    await showDeliveries(box, ep, act, again.id);
+  };
+  const heading = h("h3", {}, "Deliveries to ", h("code", {}, ep.url));
+  const bar = h("p", { class: "row" }, h("button", { id: "wh-refresh", onclick: act(() => showDeliveries(box, ep, act)) }, "Refresh"));
+  const step = async () => {
+    deliveryTimer = null;
+    let page;
+    try {
+      page = await api("GET", `/admin/v1/webhooks/${ep.id}/deliveries?limit=25`);
+    } catch (e) {
+      if (load === deliveryLoad && box.isConnected) box.replaceChildren(heading, bar, notice("error", e.message));
+      return;
+    }
+    if (load !== deliveryLoad || !box.isConnected) return;
+    const rows = page.data.map((d) => deliveryRow(d, act, redeliver));
+    box.replaceChildren(
+      heading,
+      bar,
+      table(["Event", "Event id", "State", "HTTP status", "Latency", "Attempts", "Next attempt", "Response", ""], rows, "No deliveries yet."),
+      page.has_more ? h("p", { class: "muted" }, "Showing the latest 25 deliveries.") : null,
+    );
+    const waiting = page.data.some((d) => d.state === "pending") || (expect && !page.data.some((d) => d.id === expect));
+    if (waiting && Date.now() < until) deliveryTimer = setTimeout(step, 1000);
+  };
+  await step();
+}
+
+async function viewWebhooks(issued, openId) {
+  stopDeliveryLog();
+  const list = await api("GET", "/admin/v1/webhooks");
+  const msg = h("div", { id: "wh-msg" });
+  const log = h("div", { id: "wh-deliveries", class: "deliveries", hidden: true });
+  const act = (fn) => async () => {
+    msg.replaceChildren();
+    try {
+      await fn();
+    } catch (e) {
+      msg.replaceChildren(notice("error", fieldErrors(e)));
+    }
+  };
+  const reload = (next) => viewWebhooks(next, log.dataset.endpoint);
+  const openLog = (ep, expect) => showDeliveries(log, ep, act, expect);
+  setMain(
+    h("h2", {}, "Webhooks"),
+    h("p", { class: "muted" }, "Each endpoint gets a signed POST (Standard Webhooks) for every event it subscribes to; failed deliveries are retried."),
+    issued && issued.secret ? webhookSecretPanel(issued) : null,
+    h("p", {}, h("button", { class: "primary", id: "wh-new", onclick: () => guarded(webhookForm) }, "New endpoint")),
+    msg,
+    table(["URL", "Events", "Status", "Created", ""], list.data.map((ep) => endpointRow(ep, act, reload, openLog)), "No webhook endpoints yet."),
+    log,
+  );
+  const open = list.data.find((ep) => ep.id === openId);
+  if (open) await openLog(open);
+}
+
+async function webhookForm() {
+  stopDeliveryLog();
+  const types = await api("GET", "/admin/v1/webhooks/event-types");
+  const err = h("div", {});
+  const submit = h("button", { class: "primary", type: "submit", id: "wh-submit" }, "Add endpoint");
+  const form = h(
+    "form",
+    { class: "stack", id: "wh-form" },
+    h("label", { for: "wh-url" }, "Endpoint URL"),
+    h("input", { id: "wh-url", class: "wide", type: "url", required: true, placeholder: "https://example.com/webhooks/angage" }),
+    h("label", { for: "wh-description" }, "Description"),
+    h("input", { id: "wh-description", class: "wide" }),
+    h("fieldset", { class: "events", id: "wh-events" },
+      h("legend", {}, "Events to send (none ticked sends every event)"),
+      types.data.map((t) => h("label", {},
+        h("input", { type: "checkbox", name: "wh-event", value: t.type }), " ", h("code", {}, t.type),
+        t.description ? h("span", { class: "muted" }, ` — ${t.description}`) : null))),
+    h("label", {}, h("input", { id: "wh-enabled", type: "checkbox", checked: true }), " Enabled"),
+    err,
+    h("p", {}, submit, " ", h("a", { href: "#/webhooks", onclick: (ev) => { ev.preventDefault(); guarded(() => viewWebhooks()); } }, "Cancel")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const v = (id) => form.querySelector(id).value.trim();
+    const body = {
+      url: v("#wh-url"),
+      events: [...form.querySelectorAll("input[name=wh-event]:checked")].map((i) => i.value),
+      enabled: form.querySelector("#wh-enabled").checked,
+    };
+    if (v("#wh-description")) body.description = v("#wh-description");
+    submit.disabled = true;
+    try {
+      const created = await api("POST", "/admin/v1/webhooks", body);
+      await viewWebhooks(created);
+    } catch (e) {
+      submit.disabled = false;
+      err.replaceChildren(notice("error", fieldErrors(e)));
+    }
+  });
+  setMain(h("h2", {}, "New webhook endpoint"), form);
 }
 
 async function viewLimits() {

@@ -9,6 +9,7 @@ mod operator;
 mod rules;
 mod tenant;
 mod usage;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
@@ -53,6 +54,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/admins/{id}/password", post(admins::reset_password))
         .route("/admin/v1/tokens", get(admins::list_tokens).post(admins::create_token))
         .route("/admin/v1/tokens/{id}", axum::routing::delete(admins::revoke_token))
+        .route("/admin/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/admin/v1/webhooks/event-types", get(webhooks::event_types))
+        .route("/admin/v1/webhooks/{id}", get(webhooks::get).put(webhooks::update).delete(webhooks::delete))
+        .route("/admin/v1/webhooks/{id}/rotate-secret", post(webhooks::rotate))
+        .route("/admin/v1/webhooks/{id}/test", post(webhooks::test))
+        .route("/admin/v1/webhooks/{id}/deliveries", get(webhooks::list_deliveries))
+        .route("/admin/v1/webhooks/{id}/deliveries/{delivery}", get(webhooks::get_delivery))
+        .route("/admin/v1/webhooks/{id}/deliveries/{delivery}/redeliver", post(webhooks::redeliver))
         .route_layer(middleware::from_fn_with_state(state.clone(), super::oversize::refuse))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let operator = Router::new()

@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admins, auth, keys, operator, rules, tenant, usage};
+use super::{admins, auth, keys, operator, rules, tenant, usage, webhooks};
 use crate::ProblemBody;
 
 #[derive(OpenApi)]
@@ -28,6 +28,8 @@ use crate::ProblemBody;
         usage::summary, usage::endpoints, usage::keys, usage::latency, usage::errors, usage::recent, usage::export, usage::chart,
         admins::list, admins::get, admins::create, admins::update, admins::delete, admins::reset_password,
         admins::list_tokens, admins::create_token, admins::revoke_token,
+        webhooks::event_types, webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::rotate, webhooks::test, webhooks::list_deliveries, webhooks::get_delivery, webhooks::redeliver,
         operator::list, operator::install, operator::rollback,
     ),
     components(schemas(ProblemBody)),

@@ -80,8 +80,9 @@ impl Delete for Customers {
         tenant: &TenantId,
         reference: &str,
         if_match: Option<i64>,
+        now: i64,
     ) -> Result<(), ResourceError> {
-        customers::delete(db, tenant, reference, if_match).await
+        customers::delete(db, tenant, reference, if_match, now).await
     }
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod orders;
 pub(crate) mod payments;
 pub(crate) mod products;
 mod resource;
+mod webhooks_doc;
 
 use axum::Router;
 use axum::middleware;

@@ -7,8 +7,9 @@ use serde_json::{Value, json};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{customers, inventory, invoices, orders, payments, products};
+use super::{customers, inventory, invoices, orders, payments, products, webhooks_doc};
 use crate::ProblemBody;
+use angage_store::keys::store::KeyView;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,7 +36,7 @@ use crate::ProblemBody;
         inventory::list, inventory::get, inventory::update,
         payments::create, payments::list, payments::get,
     ),
-    components(schemas(ProblemBody)),
+    components(schemas(ProblemBody, KeyView)),
     modifiers(&Security),
     tags(
         (name = "Customers", description = "The people and companies you sell to"),
@@ -85,6 +86,7 @@ pub fn document() -> &'static Value {
     DOC.get_or_init(|| {
         let mut doc = serde_json::to_value(V1Doc::openapi()).unwrap_or_else(|_| json!({}));
         add_code_samples(&mut doc);
+        webhooks_doc::add(&mut doc);
         doc
     })
 }

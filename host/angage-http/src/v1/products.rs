@@ -74,8 +74,9 @@ impl Delete for Products {
         tenant: &TenantId,
         reference: &str,
         if_match: Option<i64>,
+        now: i64,
     ) -> Result<(), ResourceError> {
-        products::delete(db, tenant, reference, if_match).await
+        products::delete(db, tenant, reference, if_match, now).await
     }
 }
 

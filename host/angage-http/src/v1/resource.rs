@@ -74,6 +74,7 @@ pub(crate) trait Delete: Resource {
         tenant: &TenantId,
         reference: &str,
         if_match: Option<i64>,
+        now: i64,
     ) -> impl Future<Output = Result<()>> + Send;
 }
 
@@ -138,6 +139,6 @@ pub(crate) async fn delete<R: Delete>(
     headers: HeaderMap,
 ) -> std::result::Result<StatusCode, Problem> {
     let reference = reference(path)?;
-    R::delete(&state.db, &tenant, &reference, expected_version(&headers)).await?;
+    R::delete(&state.db, &tenant, &reference, expected_version(&headers), state.clock.now_ms()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

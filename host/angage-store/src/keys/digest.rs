@@ -76,6 +76,14 @@ impl Pepper {
         mac.finalize().into_bytes().into()
     }
 
+    /// A 32-byte key for another purpose, derived from the pepper and a label naming it.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut mac = self.keyed.clone();
+        mac.update(b"derive:");
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Hex HMAC-SHA256 of any secret (admin tokens, session tokens).
     pub fn digest_str(&self, secret: &str) -> String {
         let mut mac = self.keyed.clone();

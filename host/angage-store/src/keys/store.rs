@@ -15,6 +15,7 @@ use crate::changes::{self, Kind};
 use crate::db::{Db, WriteTx};
 use crate::resources::store::{Arg, ListParams, Listing, Page, ResourceError, Result, page};
 use crate::tenants::{audit, settings};
+use crate::webhooks::outbox;
 use angage_core::clock::rfc3339;
 use angage_core::ids::new_id;
 use angage_core::tenant::TenantId;
@@ -167,7 +168,7 @@ pub async fn create(
         now,
     )
     .await?;
-    issued(db, tx, tenant, &id, secret, now).await
+    issued(tx, tenant, &id, secret, "api_key.created", now).await
 }
 
 /// Inserts a key under `id` with a fresh secret, which it returns: the secret exists only in
@@ -214,17 +215,19 @@ async fn insert(
     Ok(secret)
 }
 
-/// Commits the transaction that issued key `id` and shows it with its secret, this once.
+/// Raises `kind` about key `id`, commits the transaction that issued it and shows it with its
+/// secret, this once.
 async fn issued(
-    db: &Db,
-    tx: WriteTx,
+    mut tx: WriteTx,
     tenant: &TenantId,
     id: &str,
     secret: ApiKey,
+    kind: &str,
     now: i64,
 ) -> Result<IssuedKey> {
+    let view = row(&mut tx, tenant, id).await?.view(now);
+    outbox::emit(&mut tx, tenant, kind, &view, now).await?;
     tx.commit().await?;
-    let view = get(db, tenant, id, now).await?;
     Ok(IssuedKey { view, key: secret.expose().to_owned() })
 }
 
@@ -374,6 +377,8 @@ pub async fn revoke(db: &Db, tenant: &TenantId, actor: &Actor, id: &str, now: i6
         )
         .await?;
         changes::record(&mut tx, Some(tenant), Kind::Key, id, now).await?;
+        let view = row(&mut tx, tenant, id).await?.view(now);
+        outbox::emit(&mut tx, tenant, "api_key.revoked", &view, now).await?;
     }
     tx.commit().await?;
     get(db, tenant, id, now).await
@@ -446,7 +451,41 @@ pub async fn rotate(
     )
     .await?;
     changes::record(&mut tx, Some(tenant), Kind::Key, id, now).await?;
-    issued(db, tx, tenant, &new_id, secret, now).await
+    issued(tx, tenant, &new_id, secret, "api_key.rotated", now).await
+}
+
+/// How long before its expiry a key is announced as `api_key.expiring`.
+pub const EXPIRING_NOTICE_MS: i64 = 7 * DAY_MS;
+
+/// Raises `api_key.expiring`, once per key, for active keys that expire within seven days (not
+/// the old half of a rotation: its end is the rotation's grace). Several nodes may run it: the
+/// guarded update lets one of them announce each key. Returns how many were announced.
+pub async fn announce_expiring(db: &Db, now: i64) -> Result<usize> {
+    let mut tx = db.write_tx().await?;
+    let due: Vec<(String, String)> = sqlx::query_as(
+        "SELECT tenant_id, id FROM api_keys WHERE expiry_announced = 0 AND revoked_at IS NULL \
+         AND rotated_to IS NULL AND expires_at IS NOT NULL AND expires_at > $1 AND expires_at <= $2 LIMIT 200",
+    )
+    .bind(now)
+    .bind(now + EXPIRING_NOTICE_MS)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut announced = 0;
+    for (tenant, id) in due {
+        let tenant = TenantId(tenant);
+        let done =
+            sqlx::query("UPDATE api_keys SET expiry_announced = 1 WHERE id = $1 AND expiry_announced = 0")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() == 1 {
+            let view = row(&mut tx, &tenant, &id).await?.view(now);
+            outbox::emit(&mut tx, &tenant, "api_key.expiring", &view, now).await?;
+            announced += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(announced)
 }
 
 #[derive(sqlx::FromRow)]

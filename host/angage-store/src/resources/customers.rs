@@ -9,6 +9,7 @@ use super::store::{
     delete_located, fetch_by, from_json_text, is_code, locate, next_code, page, to_json_text,
 };
 use crate::db::Db;
+use crate::webhooks::outbox;
 use angage_core::clock::rfc3339;
 use angage_core::ids::new_id;
 use angage_core::tenant::TenantId;
@@ -182,6 +183,8 @@ impl From<Row> for Customer {
     }
 }
 
+const COLUMNS: &str =
+    "id, code, name, email, phone, billing_address, metadata, version, created_at, updated_at";
 const SELECT: &str = "SELECT id, code, name, email, phone, billing_address, metadata, version, created_at, updated_at FROM customers";
 
 /// The clause that finds a customer by id or by code.
@@ -193,10 +196,11 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewCustomer, now: i64) -> R
     let mut tx = db.write_tx().await?;
     let code = next_code(&mut tx, tenant, "CUST").await?;
     let id = new_id("cust");
-    sqlx::query(
+    // The row comes back from the insert itself: a SQLite writer holds its slot one statement less.
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO customers (id, tenant_id, code, name, email, phone, billing_address, metadata, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9) RETURNING {COLUMNS}"
+    )))
     .bind(&id)
     .bind(&tenant.0)
     .bind(&code)
@@ -206,16 +210,21 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewCustomer, now: i64) -> R
     .bind(new.billing_address.as_ref().map(to_json_text))
     .bind(to_json_text(&new.metadata.unwrap_or_default()))
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
+    let customer = Customer::from(row);
+    outbox::emit(&mut tx, tenant, "customer.created", &customer, now).await?;
     tx.commit().await?;
-    get(db, tenant, &id).await
+    Ok(customer)
+}
+
+async fn read(conn: &mut sqlx::AnyConnection, tenant: &TenantId, reference: &str) -> Result<Customer> {
+    let row: Option<Row> = fetch_by(conn, SELECT, by_reference(reference), tenant, reference).await?;
+    row.map(Customer::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Customer> {
-    let row: Option<Row> =
-        fetch_by(&mut *db.conn().await?, SELECT, by_reference(reference), tenant, reference).await?;
-    row.map(Customer::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
+    read(&mut *db.conn().await?, tenant, reference).await
 }
 
 pub async fn list(
@@ -255,10 +264,11 @@ pub async fn update(
     // customer since.
     let version = current.version;
     let address = change.billing_address.or(current.billing_address);
-    let done = sqlx::query(
+    let mut tx = db.write_tx().await?;
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE customers SET name = $1, email = $2, phone = $3, billing_address = $4, metadata = $5, \
-         version = version + 1, updated_at = $6 WHERE tenant_id = $7 AND id = $8 AND version = $9",
-    )
+         version = version + 1, updated_at = $6 WHERE tenant_id = $7 AND id = $8 AND version = $9 RETURNING {COLUMNS}"
+    )))
     .bind(change.name.unwrap_or(current.name))
     .bind(change.email.unwrap_or(current.email))
     .bind(change.phone.or(current.phone))
@@ -268,16 +278,25 @@ pub async fn update(
     .bind(&tenant.0)
     .bind(&current.id)
     .bind(version)
-    .execute(&mut *db.conn().await?)
+    .fetch_optional(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
+    let Some(row) = row else {
         return Err(changed_meanwhile(WHAT, reference, if_match));
-    }
-    get(db, tenant, &current.id).await
+    };
+    let customer = Customer::from(row);
+    outbox::emit(&mut tx, tenant, "customer.updated", &customer, now).await?;
+    tx.commit().await?;
+    Ok(customer)
 }
 
 /// Deletes a customer no order or invoice refers to.
-pub async fn delete(db: &Db, tenant: &TenantId, reference: &str, if_match: Option<i64>) -> Result<()> {
+pub async fn delete(
+    db: &Db,
+    tenant: &TenantId,
+    reference: &str,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<()> {
     let mut tx = db.write_tx().await?;
     let row =
         locate(&mut tx, ("customers", "code", WHAT), by_reference(reference), tenant, reference, if_match)
@@ -303,7 +322,9 @@ pub async fn delete(db: &Db, tenant: &TenantId, reference: &str, if_match: Optio
             ),
         });
     }
+    let customer = read(&mut tx, tenant, id).await?;
     delete_located(&mut tx, ("customers", WHAT), tenant, &row, if_match).await?;
+    outbox::emit(&mut tx, tenant, "customer.deleted", &customer, now).await?;
     tx.commit().await?;
     Ok(())
 }

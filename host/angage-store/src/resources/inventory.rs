@@ -6,7 +6,8 @@ use utoipa::ToSchema;
 
 use super::products::{self, MAX_AMOUNT};
 use super::store::{ListParams, Listing, Page, ResourceError, Result, page};
-use crate::db::Db;
+use crate::db::{Db, WriteTx};
+use crate::webhooks::outbox;
 use angage_core::clock::rfc3339;
 use angage_core::tenant::TenantId;
 use angage_core::validate::{Errors, FieldError, Input, Need};
@@ -28,32 +29,46 @@ pub struct InventoryItem {
     pub reserved: i64,
     /// `on_hand - reserved`: what a new order can take.
     pub available: i64,
+    /// `inventory.low` fires when `available` falls below it; absent: never.
+    pub low_stock_threshold: Option<i64>,
     pub updated_at: String,
     #[serde(skip)]
     pub version: i64,
 }
 
-/// Body of `PUT /v1/inventory/{product}`: set `on_hand`, or move it by `adjustment`.
+/// Body of `PUT /v1/inventory/{product}`: set `on_hand`, or move it by `adjustment`, and/or set
+/// the `low_stock_threshold`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
-#[schema(example = json!({"on_hand": 250}))]
+#[schema(example = json!({"on_hand": 250, "low_stock_threshold": 20}))]
 pub struct InventoryUpdate {
     /// The counted stock.
     pub on_hand: Option<i64>,
     /// A relative change (received goods, write-offs); may be negative.
     pub adjustment: Option<i64>,
+    /// Available stock below this raises `inventory.low`; `null` turns it off.
+    #[schema(value_type = Option<i64>)]
+    pub low_stock_threshold: Option<Option<i64>>,
 }
 
 impl InventoryUpdate {
     pub fn parse(body: &Value) -> std::result::Result<Self, Vec<FieldError>> {
         let mut e = Errors::default();
         let Some(input) = Input::root(body, &mut e) else { return Err(e.0) };
-        input.known(&["on_hand", "adjustment"], &mut e);
+        input.known(&["on_hand", "adjustment", "low_stock_threshold"], &mut e);
         let on_hand = input.int("on_hand", Need::Optional, 0, MAX_AMOUNT, &mut e);
         let adjustment = input.int("adjustment", Need::Optional, -MAX_AMOUNT, MAX_AMOUNT, &mut e);
-        if e.is_empty() && on_hand.is_some() == adjustment.is_some() {
+        let low_stock_threshold = match body.get("low_stock_threshold") {
+            None => None,
+            Some(Value::Null) => Some(None),
+            Some(_) => input.int("low_stock_threshold", Need::Optional, 0, MAX_AMOUNT, &mut e).map(Some),
+        };
+        if e.is_empty() && on_hand.is_some() && adjustment.is_some() {
             e.push("on_hand", "give exactly one of `on_hand` or `adjustment`");
         }
-        e.finish(|| Self { on_hand, adjustment })
+        if e.is_empty() && on_hand.is_none() && adjustment.is_none() && low_stock_threshold.is_none() {
+            e.push("on_hand", "give `on_hand` or `adjustment`, or `low_stock_threshold`");
+        }
+        e.finish(|| Self { on_hand, adjustment, low_stock_threshold })
     }
 }
 
@@ -63,6 +78,7 @@ struct Row {
     sku: String,
     on_hand: i64,
     reserved: i64,
+    low_stock_threshold: Option<i64>,
     version: i64,
     updated_at: i64,
 }
@@ -76,13 +92,14 @@ impl From<Row> for InventoryItem {
             sku: r.sku,
             on_hand: r.on_hand,
             reserved: r.reserved,
+            low_stock_threshold: r.low_stock_threshold,
             updated_at: rfc3339(r.updated_at),
             version: r.version,
         }
     }
 }
 
-const SELECT: &str = "SELECT i.product_id, p.sku, i.on_hand, i.reserved, i.version, i.updated_at \
+const SELECT: &str = "SELECT i.product_id, p.sku, i.on_hand, i.reserved, i.low_stock_threshold, i.version, i.updated_at \
                       FROM inventory i JOIN products p ON p.id = i.product_id";
 
 pub async fn get(db: &Db, tenant: &TenantId, product: &str) -> Result<InventoryItem> {
@@ -131,18 +148,26 @@ pub async fn update(
         Some(n) => ("$1", n),
         None => ("on_hand + $1", change.adjustment.unwrap_or(0)),
     };
+    let threshold = if change.low_stock_threshold.is_some() { "$5" } else { "low_stock_threshold" };
     let mut sql = format!(
-        "UPDATE inventory SET on_hand = {set}, version = version + 1, updated_at = $2 \
-         WHERE tenant_id = $3 AND product_id = $4 AND {set} >= reserved"
+        "UPDATE inventory SET on_hand = {set}, low_stock_threshold = {threshold}, version = version + 1, \
+         updated_at = $2 WHERE tenant_id = $3 AND product_id = $4 AND {set} >= reserved"
     );
     if if_match.is_some() {
-        sql.push_str(" AND version = $5");
+        sql.push_str(if change.low_stock_threshold.is_some() {
+            " AND version = $6"
+        } else {
+            " AND version = $5"
+        });
     }
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(target)
         .bind(now)
         .bind(&tenant.0)
         .bind(&current.product_id);
+    if let Some(threshold) = change.low_stock_threshold {
+        q = q.bind(threshold);
+    }
     if let Some(v) = if_match {
         q = q.bind(v);
     }
@@ -160,8 +185,31 @@ pub async fn update(
             ),
         });
     }
+    let item = stock_changed(&mut tx, tenant, &current.product_id, |_| current.available, now).await?;
     tx.commit().await?;
-    get(db, tenant, &current.product_id).await
+    Ok(item)
+}
+
+/// Raises `inventory.updated`, and `inventory.low` when available stock has just fallen below
+/// the product's threshold (from `available_before`, given what is available now); returns the
+/// item as it is now.
+async fn stock_changed(
+    tx: &mut WriteTx,
+    tenant: &TenantId,
+    product_id: &str,
+    available_before: impl FnOnce(i64) -> i64 + Send,
+    now: i64,
+) -> Result<InventoryItem> {
+    let item = row_of(tx, tenant, product_id).await?;
+    let available_before = available_before(item.available);
+    outbox::emit(tx, tenant, "inventory.updated", &item, now).await?;
+    if let Some(threshold) = item.low_stock_threshold
+        && item.available < threshold
+        && available_before >= threshold
+    {
+        outbox::emit(tx, tenant, "inventory.low", &item, now).await?;
+    }
+    Ok(item)
 }
 
 async fn row_of(
@@ -181,7 +229,7 @@ async fn row_of(
 
 /// Reserves `quantity` units inside an order's transaction; refuses what is not in stock.
 pub async fn reserve(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut WriteTx,
     tenant: &TenantId,
     product_id: &str,
     sku: &str,
@@ -196,16 +244,17 @@ pub async fn reserve(
     .bind(now)
     .bind(&tenant.0)
     .bind(product_id)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
     if done.rows_affected() == 1 {
+        stock_changed(conn, tenant, product_id, |after| after + quantity, now).await?;
         return Ok(());
     }
     let (available,): (i64,) =
         sqlx::query_as("SELECT on_hand - reserved FROM inventory WHERE tenant_id = $1 AND product_id = $2")
             .bind(&tenant.0)
             .bind(product_id)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await?;
     Err(ResourceError::Conflict {
         code: "insufficient_stock",
@@ -216,7 +265,7 @@ pub async fn reserve(
 /// Moves stock for a confirmed order: `release` gives reserved units back; `ship` takes them out
 /// of stock.
 pub async fn settle(
-    conn: &mut sqlx::AnyConnection,
+    conn: &mut WriteTx,
     tenant: &TenantId,
     product_id: &str,
     quantity: i64,
@@ -236,7 +285,7 @@ pub async fn settle(
         .bind(now)
         .bind(&tenant.0)
         .bind(product_id)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
     if done.rows_affected() == 0 {
         return Err(ResourceError::Conflict {
@@ -244,5 +293,7 @@ pub async fn settle(
             detail: format!("Product {product_id} no longer holds the {quantity} units this order reserved"),
         });
     }
+    // Shipping takes units out of both on hand and reserved: available stays as it was.
+    stock_changed(conn, tenant, product_id, |after| if ship { after } else { after - quantity }, now).await?;
     Ok(())
 }

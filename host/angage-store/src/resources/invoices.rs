@@ -11,6 +11,7 @@ use super::store::{
     page, to_json_text,
 };
 use crate::db::{Db, is_unique_violation};
+use crate::webhooks::outbox;
 use angage_core::clock::{parse_rfc3339, rfc3339};
 use angage_core::ids::new_id;
 use angage_core::tenant::TenantId;
@@ -245,14 +246,23 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewInvoice, now: i64) -> Re
             e.into()
         }
     })?;
+    let invoice = read(&mut tx, tenant, &id).await?;
+    outbox::emit(&mut tx, tenant, "invoice.created", &invoice, now).await?;
     tx.commit().await?;
-    get(db, tenant, &id).await
+    Ok(invoice)
+}
+
+pub(crate) async fn read(
+    conn: &mut sqlx::AnyConnection,
+    tenant: &TenantId,
+    reference: &str,
+) -> Result<Invoice> {
+    let row: Option<Row> = fetch_by(conn, SELECT, by_reference(reference), tenant, reference).await?;
+    row.map(Invoice::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Invoice> {
-    let row: Option<Row> =
-        fetch_by(&mut *db.conn().await?, SELECT, by_reference(reference), tenant, reference).await?;
-    row.map(Invoice::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
+    read(&mut *db.conn().await?, tenant, reference).await
 }
 
 /// Filters of `GET /v1/invoices`.

@@ -11,7 +11,8 @@ use super::store::{
     next_code, page, to_json_text,
 };
 use super::{customers, products};
-use crate::db::Db;
+use crate::db::{Db, WriteTx};
+use crate::webhooks::outbox;
 use angage_core::clock::rfc3339;
 use angage_core::ids::new_id;
 use angage_core::tenant::TenantId;
@@ -315,6 +316,7 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewOrder, now: i64) -> Resu
         .await?;
     }
     let order = load(&mut tx, tenant, &id).await?;
+    outbox::emit(&mut tx, tenant, "order.created", &order, now).await?;
     tx.commit().await?;
     Ok(order)
 }
@@ -402,6 +404,12 @@ pub async fn update(
         transition(&mut tx, tenant, &current, &status, now).await?;
     }
     let order = load(&mut tx, tenant, &current.id).await?;
+    let kind = match (current.status.as_str(), status.as_str()) {
+        (from, "cancelled") if from != "cancelled" => "order.cancelled",
+        (from, "fulfilled") if from != "fulfilled" => "order.fulfilled",
+        _ => "order.updated",
+    };
+    outbox::emit(&mut tx, tenant, kind, &order, now).await?;
     tx.commit().await?;
     Ok(order)
 }
@@ -420,19 +428,13 @@ fn allowed(order: &Order, to: &str) -> Result<()> {
 }
 
 /// Applies the stock effect of an allowed status change.
-async fn transition(
-    conn: &mut sqlx::AnyConnection,
-    tenant: &TenantId,
-    order: &Order,
-    to: &str,
-    now: i64,
-) -> Result<()> {
+async fn transition(conn: &mut WriteTx, tenant: &TenantId, order: &Order, to: &str, now: i64) -> Result<()> {
     match (order.status.as_str(), to) {
         ("draft", "confirmed") => {
             for line in &order.lines {
                 let (sku,): (String,) = sqlx::query_as("SELECT sku FROM products WHERE id = $1")
                     .bind(&line.product_id)
-                    .fetch_one(&mut *conn)
+                    .fetch_one(&mut **conn)
                     .await?;
                 inventory::reserve(conn, tenant, &line.product_id, &sku, line.quantity, now).await?;
             }

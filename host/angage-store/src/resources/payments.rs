@@ -10,6 +10,7 @@ use super::store::{
     to_json_text,
 };
 use crate::db::Db;
+use crate::webhooks::outbox;
 use angage_core::clock::rfc3339;
 use angage_core::ids::new_id;
 use angage_core::tenant::TenantId;
@@ -187,14 +188,23 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewPayment, now: i64) -> Re
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    let payment = read(&mut tx, tenant, &id).await?;
+    let invoice = invoices::read(&mut tx, tenant, &invoice_id).await?;
+    outbox::emit(&mut tx, tenant, "payment.created", &payment, now).await?;
+    let kind = if invoice.status == "paid" { "invoice.paid" } else { "invoice.partially_paid" };
+    outbox::emit(&mut tx, tenant, kind, &invoice, now).await?;
     tx.commit().await?;
-    get(db, tenant, &id).await
+    Ok(payment)
+}
+
+async fn read(conn: &mut sqlx::AnyConnection, tenant: &TenantId, reference: &str) -> Result<Payment> {
+    let column = if is_code(reference, "PAY") { "code" } else { "id" };
+    let row: Option<Row> = fetch_by(conn, SELECT, column, tenant, reference).await?;
+    row.map(Payment::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Payment> {
-    let column = if is_code(reference, "PAY") { "code" } else { "id" };
-    let row: Option<Row> = fetch_by(&mut *db.conn().await?, SELECT, column, tenant, reference).await?;
-    row.map(Payment::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
+    read(&mut *db.conn().await?, tenant, reference).await
 }
 
 pub async fn list(

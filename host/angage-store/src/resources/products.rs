@@ -9,6 +9,7 @@ use super::store::{
     delete_located, fetch_by, from_json_text, locate, page, to_json_text,
 };
 use crate::db::{Db, is_unique_violation};
+use crate::webhooks::outbox;
 use angage_core::clock::rfc3339;
 use angage_core::ids::new_id;
 use angage_core::tenant::TenantId;
@@ -221,14 +222,19 @@ pub async fn create(db: &Db, tenant: &TenantId, new: NewProduct, now: i64) -> Re
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    let product = read(&mut tx, tenant, &id).await?;
+    outbox::emit(&mut tx, tenant, "product.created", &product, now).await?;
     tx.commit().await?;
-    get(db, tenant, &id).await
+    Ok(product)
+}
+
+async fn read(conn: &mut sqlx::AnyConnection, tenant: &TenantId, reference: &str) -> Result<Product> {
+    let row: Option<Row> = fetch_by(conn, SELECT, by_reference(reference), tenant, reference).await?;
+    row.map(Product::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
 }
 
 pub async fn get(db: &Db, tenant: &TenantId, reference: &str) -> Result<Product> {
-    let row: Option<Row> =
-        fetch_by(&mut *db.conn().await?, SELECT, by_reference(reference), tenant, reference).await?;
-    row.map(Product::from).ok_or_else(|| ResourceError::not_found(WHAT, reference))
+    read(&mut *db.conn().await?, tenant, reference).await
 }
 
 pub async fn list(
@@ -297,12 +303,20 @@ pub async fn update(
     if done.rows_affected() == 0 {
         return Err(changed_meanwhile(WHAT, reference, if_match));
     }
+    let product = read(&mut tx, tenant, &current.id).await?;
+    outbox::emit(&mut tx, tenant, "product.updated", &product, now).await?;
     tx.commit().await?;
-    get(db, tenant, &current.id).await
+    Ok(product)
 }
 
 /// Deletes a product no order line refers to, with its stock record.
-pub async fn delete(db: &Db, tenant: &TenantId, reference: &str, if_match: Option<i64>) -> Result<()> {
+pub async fn delete(
+    db: &Db,
+    tenant: &TenantId,
+    reference: &str,
+    if_match: Option<i64>,
+    now: i64,
+) -> Result<()> {
     let mut tx = db.write_tx().await?;
     let row =
         locate(&mut tx, ("products", "sku", WHAT), by_reference(reference), tenant, reference, if_match)
@@ -318,12 +332,14 @@ pub async fn delete(db: &Db, tenant: &TenantId, reference: &str, if_match: Optio
             detail: format!("Product {sku} is on {lines} order line(s) and cannot be deleted"),
         });
     }
+    let product = read(&mut tx, tenant, id).await?;
     sqlx::query("DELETE FROM inventory WHERE tenant_id = $1 AND product_id = $2")
         .bind(&tenant.0)
         .bind(id)
         .execute(&mut *tx)
         .await?;
     delete_located(&mut tx, ("products", WHAT), tenant, &row, if_match).await?;
+    outbox::emit(&mut tx, tenant, "product.deleted", &product, now).await?;
     tx.commit().await?;
     Ok(())
 }

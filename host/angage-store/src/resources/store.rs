@@ -40,15 +40,10 @@ pub type Result<T> = std::result::Result<T, ResourceError>;
 /// Next value of a per-tenant counter (`CUST-10001`, `ORD-10001`, ...). Runs first in a write
 /// transaction, which also takes SQLite's write lock before any read.
 pub async fn next_code(conn: &mut AnyConnection, tenant: &TenantId, prefix: &str) -> Result<String> {
-    sqlx::query(
-        "INSERT INTO sequences (tenant_id, name, value) VALUES ($1, $2, 10000) ON CONFLICT DO NOTHING",
-    )
-    .bind(&tenant.0)
-    .bind(prefix)
-    .execute(&mut *conn)
-    .await?;
+    // One statement: the first code of a tenant is 10001, each later one the next.
     let (value,): (i64,) = sqlx::query_as(
-        "UPDATE sequences SET value = value + 1 WHERE tenant_id = $1 AND name = $2 RETURNING value",
+        "INSERT INTO sequences (tenant_id, name, value) VALUES ($1, $2, 10001) \
+         ON CONFLICT (tenant_id, name) DO UPDATE SET value = sequences.value + 1 RETURNING value",
     )
     .bind(&tenant.0)
     .bind(prefix)

@@ -123,7 +123,7 @@ fn parse_env(s: &str) -> Result<Environment, String> {
     Environment::parse(s).ok_or_else(|| format!("`{s}` is not an environment: use live or test"))
 }
 
-fn parse_grace(s: &str) -> Result<Grace, String> {
+pub(super) fn parse_grace(s: &str) -> Result<Grace, String> {
     Grace::parse(s).ok_or_else(|| format!("`{s}` is not a grace period: use now, 1h, 24h or 7d"))
 }
 
@@ -283,7 +283,7 @@ fn flag_for(field: &str) -> String {
     }
 }
 
-fn cli_error(e: ResourceError) -> anyhow::Error {
+pub(super) fn cli_error(e: ResourceError) -> anyhow::Error {
     match e {
         ResourceError::NotFound { .. } => anyhow::anyhow!("ID: {e}"),
         ResourceError::Conflict { detail, .. } => anyhow::anyhow!("ID: {detail}"),
@@ -291,7 +291,7 @@ fn cli_error(e: ResourceError) -> anyhow::Error {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+pub(super) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()
     } else {

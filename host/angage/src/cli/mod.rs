@@ -6,6 +6,7 @@ mod admins;
 mod manage;
 mod plugins;
 mod store;
+mod webhooks;
 
 use std::path::PathBuf;
 
@@ -76,6 +77,9 @@ pub enum Command {
     /// Plugins for the whole cluster, stored in the database.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Add, list, change and remove webhook endpoints; read their deliveries.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +135,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Admins(cmd)) => runtime()?.block_on(admins::run(loaded, cmd)),
         Some(Command::Keys(cmd)) => runtime()?.block_on(manage::keys(loaded, cmd)),
         Some(Command::Plugins(cmd)) => runtime()?.block_on(plugins::run(loaded, cmd)),
+        Some(Command::Webhooks(cmd)) => runtime()?.block_on(webhooks::run(loaded, cmd)),
         Some(Command::Serve) | None => runtime()?.block_on(serve(loaded)),
     }
 }
