@@ -430,6 +430,22 @@ async fn binary_admin(
     (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
+/// An endpoint for `receiver`, subscribed to `customer.created`, made through a binary server's
+/// admin API; the created endpoint with its secret.
+async fn binary_endpoint(
+    http: &reqwest::Client,
+    node: &crate::helpers::BinaryServer,
+    who: &(String, String),
+    receiver: &Receiver,
+) -> Value {
+    let s = session(http, node, who).await;
+    let body = json!({"url": receiver.url(), "events": ["customer.created"]});
+    let (status, created) =
+        binary_admin(http, node, &s, reqwest::Method::POST, "/admin/v1/webhooks", body).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
 /// A full-scope test key for the demo tenant, issued by the CLI.
 fn cli_key(dir: &std::path::Path, config: &std::path::Path) -> String {
     let out = crate::helpers::angage_bin()
@@ -456,17 +472,7 @@ async fn a_server_killed_before_the_delivery_delivers_after_its_restart() {
     let server = crate::helpers::start_binary_with(dir.path(), &args);
     let who = admin_login(&server);
     let http = reqwest::Client::new();
-    let s = session(&http, &server, &who).await;
-    let (status, created) = binary_admin(
-        &http,
-        &server,
-        &s,
-        reqwest::Method::POST,
-        "/admin/v1/webhooks",
-        json!({"url": receiver.url(), "events": ["customer.created"]}),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
+    let created = binary_endpoint(&http, &server, &who, &receiver).await;
     let (endpoint, secret) =
         (created["id"].as_str().expect("id").to_owned(), created["secret"].as_str().expect("s").to_owned());
     let key = cli_key(dir.path(), &config);
@@ -519,17 +525,7 @@ async fn two_nodes_on_one_postgres_deliver_each_event_exactly_once() {
     let who = admin_login(&a);
     let b = crate::helpers::start_binary_with(dirs[1].path(), &args);
     let http = reqwest::Client::new();
-    let s = session(&http, &a, &who).await;
-    let (status, created) = binary_admin(
-        &http,
-        &a,
-        &s,
-        reqwest::Method::POST,
-        "/admin/v1/webhooks",
-        json!({"url": receiver.url(), "events": ["customer.created"]}),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
+    let created = binary_endpoint(&http, &a, &who, &receiver).await;
     let key = cli_key(dirs[0].path(), &config);
     const EVENTS: usize = 60;
     let writes = (0..EVENTS).map(|i| {

@@ -114,6 +114,24 @@ pub(super) struct RotateRequest {
     pub grace: Option<Grace>,
 }
 
+/// The `grace` of a rotation's body: `now`, `1h`, `24h` or `7d`, by default `24h`.
+pub(super) fn grace_of(body: &serde_json::Value) -> Result<Grace, Problem> {
+    let mut e = Errors::default();
+    let grace = match Input::root(body, &mut e) {
+        Some(input) => {
+            input.known(&["grace"], &mut e);
+            input
+                .choice("grace", Need::Optional, &["now", "1h", "24h", "7d"], &mut e)
+                .and_then(|g| Grace::parse(&g))
+        }
+        None => None,
+    };
+    if !e.is_empty() {
+        return Err(invalid(e.0));
+    }
+    Ok(grace.unwrap_or(Grace::OneDay))
+}
+
 /// Rotate a key
 ///
 /// Issues a new secret with the same settings (shown once); the old one keeps working until the
@@ -126,20 +144,7 @@ pub(super) async fn rotate(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let mut e = Errors::default();
-    let grace = match Input::root(&body, &mut e) {
-        Some(input) => {
-            input.known(&["grace"], &mut e);
-            input
-                .choice("grace", Need::Optional, &["now", "1h", "24h", "7d"], &mut e)
-                .and_then(|g| Grace::parse(&g))
-        }
-        None => None,
-    };
-    if !e.is_empty() {
-        return Err(invalid(e.0));
-    }
-    let grace = grace.unwrap_or(Grace::OneDay);
+    let grace = grace_of(&body)?;
     let issued = store::rotate(
         &state.db,
         state.keys.pepper(),

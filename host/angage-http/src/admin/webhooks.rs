@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 use super::Admin;
 use crate::v1::extract::{JsonBody, QueryMap, invalid};
 use crate::{AppState, Problem, ProblemBody};
-use angage_core::validate::{Errors, Input, Need};
 use angage_store::keys::Grace;
 use angage_store::resources::store::Page;
 use angage_store::webhooks::EVENT_TYPES;
@@ -135,20 +134,7 @@ pub(super) async fn rotate(
     Path(id): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, Problem> {
-    let mut e = Errors::default();
-    let grace = match Input::root(&body, &mut e) {
-        Some(input) => {
-            input.known(&["grace"], &mut e);
-            input
-                .choice("grace", Need::Optional, &["now", "1h", "24h", "7d"], &mut e)
-                .and_then(|g| Grace::parse(&g))
-        }
-        None => None,
-    };
-    if !e.is_empty() {
-        return Err(invalid(e.0));
-    }
-    let grace = grace.unwrap_or(Grace::OneDay);
+    let grace = super::keys::grace_of(&body)?;
     let rotated =
         endpoints::rotate(&state.db, &state.sealer, &admin.tenant, &id, grace.millis(), state.clock.now_ms())
             .await?;
