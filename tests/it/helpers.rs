@@ -541,6 +541,34 @@ impl Drop for BinaryServer {
     }
 }
 
+/// The demo owner's e-mail and password, from a first start's banner on stdout.
+pub(crate) fn admin_credentials(node: &BinaryServer) -> (String, String) {
+    node.wait_for_stdout(|out| {
+        let line = out.lines().find(|l| l.contains("Admin login"))?;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        Some((words.get(2)?.to_string(), words.get(4)?.to_string()))
+    })
+}
+
+/// An admin's console session on a binary server: (cookie, CSRF token).
+pub(crate) async fn binary_session(
+    http: &reqwest::Client,
+    node: &BinaryServer,
+    who: &(String, String),
+) -> (String, String) {
+    let r = http
+        .post(format!("http://{}/admin/v1/login", node.addr))
+        .json(&serde_json::json!({"email": who.0, "password": who.1}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 200);
+    let cookie =
+        r.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
+    let body: serde_json::Value = r.json().await.expect("json");
+    (cookie, body["csrf_token"].as_str().expect("csrf").to_owned())
+}
+
 /// Starts the real binary on port 0 in `dir` and waits for its "listening" log line.
 pub(crate) fn start_binary(dir: &std::path::Path) -> BinaryServer {
     start_binary_with(dir, &[])

@@ -85,11 +85,7 @@ impl Cluster {
         let dirs = [tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir")];
         let args = ["--config", config.to_str().expect("path")];
         let a = crate::helpers::start_binary_with(dirs[0].path(), &args);
-        let admin = a.wait_for_stdout(|out| {
-            let line = out.lines().find(|l| l.contains("Admin login"))?;
-            let words: Vec<&str> = line.split_whitespace().collect();
-            Some((words.get(2)?.to_string(), words.get(4)?.to_string()))
-        });
+        let admin = crate::helpers::admin_credentials(&a);
         let b = crate::helpers::start_binary_with(dirs[1].path(), &args);
         std::mem::forget(shared);
         Some(Self {
@@ -117,18 +113,7 @@ impl Cluster {
 
     /// The demo owner's session on `node`: (cookie, csrf).
     async fn login(&self, node: &crate::helpers::BinaryServer) -> (String, String) {
-        let r = self
-            .http
-            .post(Self::url(node, "/admin/v1/login"))
-            .json(&serde_json::json!({"email": self.admin.0, "password": self.admin.1}))
-            .send()
-            .await
-            .expect("login");
-        assert_eq!(r.status(), 200);
-        let cookie =
-            r.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
-        let body: serde_json::Value = r.json().await.expect("json");
-        (cookie, body["csrf_token"].as_str().expect("csrf").to_owned())
+        crate::helpers::binary_session(&self.http, node, &self.admin).await
     }
 
     async fn admin(

@@ -271,6 +271,11 @@ async fn gone_disables_at_once_and_three_days_of_failures_disable_too() {
     let v1 = app.v1().await;
     assert_eq!(v1.post("/v1/customers", json!({"name": "A", "email": "a@x.test"})).await.status, 201);
     assert_eq!(deliveries(&admin, &gone).await.len(), 1);
+    // A test send is what an admin asked for: it goes out even to a disabled endpoint.
+    assert_eq!(admin.post(&format!("/admin/v1/webhooks/{gone}/test"), json!({})).await.status, 202);
+    assert_eq!(receiver.wait_for(2).await[1].json["type"], "webhook.test");
+    let still = admin.get(&format!("/admin/v1/webhooks/{gone}")).await.body;
+    assert_eq!(still["enabled"], false, "a test send does not enable it");
     let enabled = admin.put(&format!("/admin/v1/webhooks/{gone}"), json!({"enabled": true})).await;
     assert_eq!(
         (enabled.body["enabled"].as_bool(), &enabled.body["disabled_reason"]),
@@ -384,33 +389,6 @@ fn binary_config(dir: &std::path::Path, database_url: &str) -> std::path::PathBu
     config
 }
 
-fn admin_login(node: &crate::helpers::BinaryServer) -> (String, String) {
-    node.wait_for_stdout(|out| {
-        let line = out.lines().find(|l| l.contains("Admin login"))?;
-        let words: Vec<&str> = line.split_whitespace().collect();
-        Some((words.get(2)?.to_string(), words.get(4)?.to_string()))
-    })
-}
-
-/// The demo owner's session on a binary server: (cookie, csrf).
-async fn session(
-    http: &reqwest::Client,
-    node: &crate::helpers::BinaryServer,
-    who: &(String, String),
-) -> (String, String) {
-    let r = http
-        .post(format!("http://{}/admin/v1/login", node.addr))
-        .json(&json!({"email": who.0, "password": who.1}))
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), 200);
-    let cookie =
-        r.headers()["set-cookie"].to_str().expect("cookie").split(';').next().expect("pair").to_owned();
-    let body: Value = r.json().await.expect("json");
-    (cookie, body["csrf_token"].as_str().expect("csrf").to_owned())
-}
-
 async fn binary_admin(
     http: &reqwest::Client,
     node: &crate::helpers::BinaryServer,
@@ -438,7 +416,7 @@ async fn binary_endpoint(
     who: &(String, String),
     receiver: &Receiver,
 ) -> Value {
-    let s = session(http, node, who).await;
+    let s = crate::helpers::binary_session(http, node, who).await;
     let body = json!({"url": receiver.url(), "events": ["customer.created"]});
     let (status, created) =
         binary_admin(http, node, &s, reqwest::Method::POST, "/admin/v1/webhooks", body).await;
@@ -470,7 +448,7 @@ async fn a_server_killed_before_the_delivery_delivers_after_its_restart() {
     let config = binary_config(dir.path(), &url);
     let args = ["--config", config.to_str().expect("path")];
     let server = crate::helpers::start_binary_with(dir.path(), &args);
-    let who = admin_login(&server);
+    let who = crate::helpers::admin_credentials(&server);
     let http = reqwest::Client::new();
     let created = binary_endpoint(&http, &server, &who, &receiver).await;
     let (endpoint, secret) =
@@ -492,7 +470,7 @@ async fn a_server_killed_before_the_delivery_delivers_after_its_restart() {
     assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"), "the same event, again");
     assert_eq!(got[1].json["data"]["object"]["name"], "Durable");
     assert!(verifies(&got[1], &secret));
-    let s = session(&http, &server, &who).await;
+    let s = crate::helpers::binary_session(&http, &server, &who).await;
     let log = crate::wait::until(Duration::from_secs(10), "the delivery is recorded", async || {
         let (_, list) = binary_admin(
             &http,
@@ -522,7 +500,7 @@ async fn two_nodes_on_one_postgres_deliver_each_event_exactly_once() {
     let config = binary_config(dirs[0].path(), &db.url);
     let args = ["--config", config.to_str().expect("path")];
     let a = crate::helpers::start_binary_with(dirs[0].path(), &args);
-    let who = admin_login(&a);
+    let who = crate::helpers::admin_credentials(&a);
     let b = crate::helpers::start_binary_with(dirs[1].path(), &args);
     let http = reqwest::Client::new();
     let created = binary_endpoint(&http, &a, &who, &receiver).await;
@@ -550,7 +528,7 @@ async fn two_nodes_on_one_postgres_deliver_each_event_exactly_once() {
         let (_, list) = binary_admin(
             &http,
             &b,
-            &session(&http, &b, &who).await,
+            &crate::helpers::binary_session(&http, &b, &who).await,
             reqwest::Method::GET,
             &format!("/admin/v1/webhooks/{endpoint_id}/deliveries?limit=100"),
             Value::Null,

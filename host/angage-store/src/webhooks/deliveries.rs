@@ -266,7 +266,7 @@ pub struct Claimed {
     pub lease_until: i64,
 }
 
-/// Claims up to `room` due deliveries of enabled endpoints, at most `room_for(endpoint)` of
+/// Claims up to `room` due deliveries of enabled endpoints (and test sends to any endpoint), at most `room_for(endpoint)` of
 /// each endpoint (`busy`: endpoints with no room, left out of the search), leased until
 /// `now + lease_ms`.
 ///
@@ -295,7 +295,8 @@ pub async fn claim(
     let limit = (room * 4).min(CANDIDATES);
     let sql = format!(
         "SELECT d.id, d.endpoint_id FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-         WHERE d.state = 'pending' AND d.due_at <= $1 AND d.lease_until <= $1 AND e.enabled = 1{skip} \
+         WHERE d.state = 'pending' AND d.due_at <= $1 AND d.lease_until <= $1 \
+         AND (e.enabled = 1 OR d.event_type = '{TEST_EVENT}'){skip} \
          ORDER BY d.due_at LIMIT {limit}{lock}"
     );
     let candidates = async |conn: &mut sqlx::AnyConnection| {
@@ -455,33 +456,26 @@ pub async fn record(
                 "The receiver answered 410 Gone on {}; deliveries stopped",
                 rfc3339(outcome.started_at)
             );
-            disable(&mut tx, &claimed.endpoint_id, &reason, now).await?;
-            Recorded::Disabled(reason)
+            disable(&mut tx, &claimed.endpoint_id, &reason, None, now).await?
         }
         Next::RetryAt(_) | Next::GiveUp => {
-            sqlx::query(
-                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2",
+            let (since,): (i64,) = sqlx::query_as(
+                "UPDATE webhook_endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2 \
+                 RETURNING failing_since",
             )
             .bind(outcome.started_at)
             .bind(&claimed.endpoint_id)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-            let (since,): (Option<i64>,) =
-                sqlx::query_as("SELECT failing_since FROM webhook_endpoints WHERE id = $1")
-                    .bind(&claimed.endpoint_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            match since {
-                Some(since) if now - since >= FAILING_DISABLES_AFTER_MS => {
-                    let last = outcome.error.as_deref().unwrap_or("no answer");
-                    let reason = format!(
-                        "Every attempt failed for three days (since {}); the last: {last}",
-                        rfc3339(since)
-                    );
-                    disable(&mut tx, &claimed.endpoint_id, &reason, now).await?;
-                    Recorded::Disabled(reason)
-                }
-                _ => Recorded::Saved,
+            if now - since >= FAILING_DISABLES_AFTER_MS {
+                let last = outcome.error.as_deref().unwrap_or("no answer");
+                let reason = format!(
+                    "Every attempt failed for three days (since {}); the last: {last}",
+                    rfc3339(since)
+                );
+                disable(&mut tx, &claimed.endpoint_id, &reason, Some(since), now).await?
+            } else {
+                Recorded::Saved
             }
         }
     };
@@ -489,21 +483,26 @@ pub async fn record(
     Ok(recorded)
 }
 
+/// Disables an endpoint that is still enabled (and, when `failing_since` is given, still in that
+/// run of failures); an endpoint an admin or another worker changed meanwhile is left as it is.
 async fn disable(
     conn: &mut sqlx::AnyConnection,
     endpoint: &str,
     reason: &str,
+    failing_since: Option<i64>,
     now: i64,
-) -> std::result::Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_at = $2 WHERE id = $3",
+) -> std::result::Result<Recorded, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $1, updated_at = $2 \
+         WHERE id = $3 AND enabled = 1 AND ($4 IS NULL OR failing_since = $4)",
     )
     .bind(reason)
     .bind(now)
     .bind(endpoint)
+    .bind(failing_since)
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    Ok(if done.rows_affected() == 1 { Recorded::Disabled(reason.to_owned()) } else { Recorded::Saved })
 }
 
 /// The queue as the metrics report it: deliveries pending for enabled endpoints, and how long

@@ -8,7 +8,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::{EVENT_TYPES, Sealer, is_event_type, target};
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::resources::store::{ListParams, Listing, Page, ResourceError, Result, page};
 use angage_core::clock::rfc3339;
 use angage_core::config::WebhookSettings;
@@ -191,6 +191,14 @@ pub async fn create(
     now: i64,
 ) -> Result<EndpointWithSecret> {
     let mut tx = db.write_tx().await?;
+    // Creations for one tenant take turns (SQLite's writer does that already), so the count
+    // below holds until this one commits.
+    if db.backend == Backend::Postgres {
+        sqlx::query("SELECT id FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(&tenant.0)
+            .execute(&mut *tx)
+            .await?;
+    }
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = $1")
         .bind(&tenant.0)
         .fetch_one(&mut *tx)
@@ -257,31 +265,29 @@ pub async fn update(
     now: i64,
 ) -> Result<Endpoint> {
     let mut tx = db.write_tx().await?;
-    let current = row(&mut tx, tenant, id).await?;
-    let was_enabled = current.enabled != 0;
-    let enabled = change.enabled.unwrap_or(was_enabled);
-    // The platform's reason goes once an admin decides; a re-enabled endpoint starts clean.
-    let reason = if change.enabled.is_some() { None } else { current.disabled_reason };
-    let failing_since = if enabled && !was_enabled { None } else { current.failing_since };
-    let events = match change.events {
-        Some(list) => serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()),
-        None => current.events,
-    };
-    sqlx::query(
-        "UPDATE webhook_endpoints SET url = $1, description = $2, events = $3, enabled = $4, \
-         disabled_reason = $5, failing_since = $6, updated_at = $7 WHERE tenant_id = $8 AND id = $9",
+    let events = change.events.map(|list| serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()));
+    // Decided in the statement, on the row as it is: a worker disabling the endpoint meanwhile
+    // is never undone by an edit that does not name `enabled`. An admin's choice clears the
+    // platform's reason; turning it on again also starts a clean failing record.
+    let done = sqlx::query(
+        "UPDATE webhook_endpoints SET url = COALESCE($1, url), description = COALESCE($2, description), \
+         events = COALESCE($3, events), \
+         failing_since = CASE WHEN $4 = 1 AND enabled = 0 THEN NULL ELSE failing_since END, \
+         disabled_reason = CASE WHEN $4 IS NULL THEN disabled_reason ELSE NULL END, \
+         enabled = COALESCE($4, enabled), updated_at = $5 WHERE tenant_id = $6 AND id = $7",
     )
-    .bind(change.url.unwrap_or(current.url))
-    .bind(change.description.unwrap_or(current.description))
+    .bind(change.url)
+    .bind(change.description)
     .bind(events)
-    .bind(i64::from(enabled))
-    .bind(reason)
-    .bind(failing_since)
+    .bind(change.enabled.map(i64::from))
     .bind(now)
     .bind(&tenant.0)
     .bind(id)
     .execute(&mut *tx)
     .await?;
+    if done.rows_affected() == 0 {
+        return Err(ResourceError::not_found(WHAT, id));
+    }
     let endpoint = read(&mut tx, tenant, id, now).await?;
     tx.commit().await?;
     Ok(endpoint)
