@@ -1,12 +1,14 @@
 //! The console in headless Chromium: log in, generate a key with custom scope and limits, use
 //! it, see it in Usage, revoke it, change default limits, save a broken then a valid rule, open
-//! the documentation; a screenshot of every screen goes to `target/console-screenshots/` (and to
+//! the documentation; set up a webhook; turn on "Log all API requests" and search the request
+//! log; register a key's signing public key; a screenshot of every screen goes to `target/console-screenshots/` (and to
 //! `docs/console/` with `ANGAGE_UPDATE_SCREENSHOTS=1`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use base64::Engine as _;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -383,6 +385,174 @@ async fn an_admin_sets_up_a_webhook_in_a_real_browser() {
     assert_eq!(text_of(&c, "#wh-deliveries tr[data-delivery] td:nth-child(4)").await, "200");
     assert!(text_of(&c, "#wh-deliveries tr[data-delivery]").await.contains("webhook.test"));
     shots.take(&c, "webhook-deliveries").await;
+
+    c.close().await.expect("close");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_searches_the_request_log_in_a_real_browser() {
+    let profile = tempfile::tempdir().expect("profile");
+    let Some((_driver, c)) = browser(profile.path()).await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let shots = Shots::new();
+    let banner = app.banner.clone().expect("banner");
+
+    // Log in; until "Log all API requests" is on, the log says it keeps errors and a sample.
+    c.goto(&app.url("/console")).await.expect("goto");
+    fill(&c, "#email", &banner.admin_email).await;
+    fill(&c, "#password", &banner.admin_password).await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#api-status", "Operational").await;
+    open(&c, &app, "requests", "#rl-mode").await;
+    wait_text(&c, "#rl-mode", "Only errors").await;
+
+    // Turn it on where the setting lives; its help says what it does.
+    open(&c, &app, "auth", "#a-log").await;
+    wait_text(&c, "#auth-form", "every /v1 request is kept in the Request log").await;
+    click(&c, "#a-log").await;
+    click(&c, "#auth-save").await;
+    wait_text(&c, "#auth-form", "Security settings saved").await;
+    let admin = app.demo_admin().await;
+    assert_eq!(admin.get("/admin/v1/settings").await.body["security"]["log_all_requests"], true);
+
+    // A few requests with a key, one of them a 404 with a request id of its own.
+    let limits = json!({"per_second": 1000, "burst": 1000, "per_minute": 1000});
+    let key = app.issue_key("demo", json!({"name": "Order sync", "rate_limits": limits})).await;
+    let v1 = app.with_key(&key);
+    for _ in 0..3 {
+        assert_eq!(v1.get("/v1/customers").await.status, 200);
+    }
+    let missing = v1
+        .send(
+            v1.request(reqwest::Method::GET, "/v1/customers/CUST-99999")
+                .header("x-request-id", "rl-missing-7f3a9c"),
+        )
+        .await;
+    assert_eq!(missing.status, 404);
+    app.state.usage.flush().await;
+
+    // The log shows all four.
+    open(&c, &app, "requests", "#rl-table tr[data-request]").await;
+    wait_text(&c, "#rl-mode", "Every /v1 request is kept").await;
+    let rows = c.find_all(Locator::Css("#rl-table tr[data-request]")).await.expect("rows");
+    assert_eq!(rows.len(), 4);
+    assert!(text_of(&c, "#rl-table").await.contains("Order sync"));
+
+    // Filtered by status 404: exactly that request, and the export carries the filter.
+    fill(&c, "#rl-status", "404").await;
+    click(&c, "#rl-apply").await;
+    let only = crate::wait::until(Duration::from_secs(10), "the log shows only the 404", async || {
+        let rows = c.find_all(Locator::Css("#rl-table tr[data-request]")).await.ok()?;
+        if rows.len() != 1 {
+            return None;
+        }
+        rows[0].text().await.ok()
+    })
+    .await;
+    assert!(
+        ["404", "/v1/customers/CUST-99999", "rl-missing-7f3a9c", "Order sync"]
+            .iter()
+            .all(|s| only.contains(s)),
+        "{only}"
+    );
+    shots.take(&c, "request-log").await;
+    let href = c
+        .find(Locator::Css("#rl-export"))
+        .await
+        .expect("export link")
+        .attr("href")
+        .await
+        .expect("attr")
+        .expect("href");
+    assert!(href.contains("/admin/v1/requests/export.csv?") && href.contains("status=404"), "{href}");
+    let csv = admin.get(href.trim_start_matches(&app.base)).await;
+    assert_eq!((csv.status, csv.text.lines().count()), (200, 2), "{}", csv.text);
+    assert!(csv.text.contains("rl-missing-7f3a9c"), "{}", csv.text);
+
+    // A filter the API refuses shows its reason.
+    fill(&c, "#rl-status", "teapot").await;
+    click(&c, "#rl-apply").await;
+    wait_text(&c, "#rl-msg", "status must be a status code").await;
+
+    c.close().await.expect("close");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_registers_a_signing_key_in_a_real_browser() {
+    let profile = tempfile::tempdir().expect("profile");
+    let Some((_driver, c)) = browser(profile.path()).await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let shots = Shots::new();
+    let banner = app.banner.clone().expect("banner");
+    // A fresh Ed25519 key pair (32 random bytes as its seed); the console gets the public half.
+    let seed: [u8; 32] = angage_core::ids::random_base62(32).as_bytes().try_into().expect("32 bytes");
+    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let public = base64::engine::general_purpose::STANDARD.encode(signing.verifying_key().to_bytes());
+
+    c.goto(&app.url("/console")).await.expect("goto");
+    fill(&c, "#email", &banner.admin_email).await;
+    fill(&c, "#password", &banner.admin_password).await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#api-status", "Operational").await;
+
+    // Text that is no public key: the form shows the API's field error and nothing is issued.
+    open(&c, &app, "keys", "#generate").await;
+    click(&c, "#generate").await;
+    fill(&c, "#k-name", "Partner feed").await;
+    fill(&c, "#k-signing-key", "not a public key").await;
+    click(&c, "#k-require-signature").await;
+    wait_text(&c, "#key-form", "Requests must then carry RFC 9421 signatures").await;
+    click(&c, "#k-submit").await;
+    wait_text(&c, "#k-errors", "signing_public_key: ").await;
+    shots.take(&c, "key-signing-error").await;
+    assert!(c.find(Locator::Css("#new-key")).await.is_err(), "no key is issued");
+
+    // The public key in base64, signed requests required: issued, marked, and so in the API.
+    fill(&c, "#k-signing-key", &public).await;
+    click(&c, "#k-submit").await;
+    assert!(text_of(&c, "#new-key").await.starts_with("ak_live_"));
+    let id: String = c
+        .find(Locator::XPath("//tr[td[1]='Partner feed']"))
+        .await
+        .expect("row")
+        .attr("data-key")
+        .await
+        .expect("attr")
+        .expect("id");
+    wait_text(&c, &format!("tr[data-key='{id}'] .signed"), "signed").await;
+    let admin = app.demo_admin().await;
+    let key = admin.get(&format!("/admin/v1/keys/{id}")).await.body;
+    assert_eq!(
+        (key["signing_public_key"].as_str(), key["require_signature"].as_bool()),
+        (Some(public.as_str()), Some(true)),
+        "{key}"
+    );
+
+    // Editing with the key field left empty keeps the key; "Remove signing key" drops it.
+    click(&c, &format!("button[data-edit-key='{id}']")).await;
+    wait_text(&c, "#ke-signing-current", &public).await;
+    click(&c, "#ke-require-signature").await;
+    click(&c, "#ke-submit").await;
+    wait_text(&c, "#keys-msg", "saved").await;
+    let key = admin.get(&format!("/admin/v1/keys/{id}")).await.body;
+    assert_eq!(
+        (key["signing_public_key"].as_str(), key["require_signature"].as_bool()),
+        (Some(public.as_str()), Some(false)),
+        "{key}"
+    );
+    click(&c, &format!("button[data-edit-key='{id}']")).await;
+    click(&c, "#ke-remove-signing-key").await;
+    click(&c, "#ke-submit").await;
+    wait_text(&c, "#keys-msg", "saved").await;
+    let key = admin.get(&format!("/admin/v1/keys/{id}")).await.body;
+    assert_eq!(
+        (key["signing_public_key"].as_str(), key["require_signature"].as_bool()),
+        (None, Some(false)),
+        "{key}"
+    );
+    assert!(c.find(Locator::Css(&format!("tr[data-key='{id}'] .signed"))).await.is_err(), "no marker");
 
     c.close().await.expect("close");
     app.stop().await;

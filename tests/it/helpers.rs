@@ -157,6 +157,8 @@ pub(crate) fn test_settings(db: &TestDb) -> Settings {
     // Test receivers listen on plain http on 127.0.0.1; the refusals have tests of their own.
     s.webhooks.allow_insecure_urls = true;
     s.webhooks.allow_private_targets = true;
+    // Tests read the raw events of successes; the request log's sample has a test of its own.
+    s.usage.success_sample_rate = 1.0;
     s
 }
 

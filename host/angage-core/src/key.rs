@@ -142,6 +142,10 @@ pub struct KeyRecord {
     pub ip_restricted: bool,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The Ed25519 public key the key's owner signs requests with (RFC 9421), when registered.
+    pub signing_key: Option<[u8; 32]>,
+    /// Whether every request with this key must be signed, whatever the tenant's switch says.
+    pub require_signature: bool,
     /// Last use not yet written to the store (0: none); the store's key cache aggregates it.
     pub last_used: AtomicI64,
 }

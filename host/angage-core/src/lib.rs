@@ -9,5 +9,6 @@ pub mod key;
 pub mod limits;
 pub mod policy;
 pub mod settings;
+pub mod signing;
 pub mod tenant;
 pub mod validate;

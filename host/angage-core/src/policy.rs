@@ -43,6 +43,8 @@ pub struct PolicyRequest {
     /// The matched route template, e.g. `/v1/customers/{id}`.
     pub route: String,
     pub path: String,
+    /// The query string as sent (without `?`), when there is one.
+    pub query: Option<String>,
     /// The module the route belongs to (`customers`, ...).
     pub module: String,
     pub operation: Operation,
@@ -53,7 +55,12 @@ pub struct PolicyRequest {
     /// rightmost forwarded address that is not one of them.
     pub origin: Option<std::net::IpAddr>,
     pub scheme: &'static str,
+    /// Whether the request reached the host over HTTPS as the host judges it: TLS on its own
+    /// connection, or `https` forwarded by a trusted proxy.
+    pub https: bool,
     pub time_ms: i64,
+    /// The id the response carries in `X-Request-Id`.
+    pub request_id: String,
 }
 
 impl PolicyRequest {

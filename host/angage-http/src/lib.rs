@@ -16,6 +16,7 @@ mod problem;
 mod rate_headers;
 mod serve;
 mod shed;
+mod tls;
 pub mod v1;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub use origin::TrustedProxies;
 pub use problem::{Problem, ProblemBody, ProblemCode};
 pub use serve::{Listener, serve};
 pub use shed::InFlight;
+pub use tls::{Tls, TlsError};
 
 /// Shared state of one running app.
 #[derive(Clone)]
@@ -66,6 +68,8 @@ pub struct Inner {
     pub redis: Option<angage_store::shared::Redis>,
     /// Seals webhook signing secrets at rest.
     pub sealer: angage_store::webhooks::Sealer,
+    /// `server.tls`, loaded: HTTPS on the server's own port.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl std::ops::Deref for AppState {

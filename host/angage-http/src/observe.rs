@@ -10,13 +10,17 @@ use tracing::{Instrument, field};
 
 pub const REQUEST_ID: &str = "x-request-id";
 
+/// The request's id, as its response will carry it.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestId(pub String);
+
 /// The route template a request matched, recorded by [`record_route`] for [`observe`].
 #[derive(Debug, Clone)]
 pub(crate) struct RouteTemplate(pub String);
 
 /// Outermost layer: opens the `http.request` span, takes or makes the request id, echoes it and
 /// records `angage_http_requests_total` and `angage_http_request_duration_seconds`.
-pub(crate) async fn observe(req: Request, next: Next) -> Response {
+pub(crate) async fn observe(mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
         .get(REQUEST_ID)
@@ -24,6 +28,7 @@ pub(crate) async fn observe(req: Request, next: Next) -> Response {
         .filter(|v| is_valid_request_id(v))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = req.method().clone();
     let span = tracing::info_span!(
         "http.request",

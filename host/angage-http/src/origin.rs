@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::AppState;
+use crate::tls::OverTls;
 
 /// The request's client, in its extensions.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +47,11 @@ impl TrustedProxies {
 
 pub(crate) async fn layer(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_canonical());
-    let origin = state.proxies.origin(peer, req.headers(), req.uri().scheme_str());
+    let mut origin = state.proxies.origin(peer, req.headers(), req.uri().scheme_str());
+    // With the server's own TLS, HTTPS is the connection's, whatever a header says.
+    if state.tls.is_some() {
+        origin.https = req.extensions().get::<OverTls>().is_some();
+    }
     req.extensions_mut().insert(origin);
     let mut response = next.run(req).await;
     if origin.https {

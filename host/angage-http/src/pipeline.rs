@@ -7,13 +7,16 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use angage_core::policy::{Exchange, Operation, Outcome, PolicyRequest, Refusal};
+use angage_core::signing::{self, DigestCheck};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use super::observe::RequestId;
 use super::origin::Origin;
 use super::rate_headers::rate_headers;
+use super::tls::OverTls;
 use super::{AppState, Problem, ProblemCode};
 
 pub(crate) async fn run(
@@ -31,7 +34,10 @@ pub(crate) async fn run(
             if let Some(key) = verdict.caller.as_ref().or(verdict.presented.as_ref()) {
                 req.extensions_mut().insert(CallerKey(key.id.clone()));
             }
-            next.run(req).await
+            match digested(req, state.settings.server.body_limit_bytes).await {
+                Ok(req) => next.run(req).await,
+                Err(problem) => problem.into_response(),
+            }
         }
         Outcome::Refused(refusal) => refused(refusal, verdict.rule.clone()),
     };
@@ -58,6 +64,34 @@ pub(crate) async fn run(
     response
 }
 
+/// A request with a `Content-Digest` (RFC 9530) reaches its handler only with the body it
+/// names: the body is read (within the body limit) and checked first. A signature covers the
+/// header; this ties the header to the bytes.
+async fn digested(req: Request, limit: usize) -> Result<Request, Problem> {
+    let Some(header) = req.headers().get("content-digest") else { return Ok(req) };
+    let header = header.to_str().unwrap_or("").to_owned();
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("The body exceeds {limit} bytes"),
+        )
+    })?;
+    let refuse = |code: &str, detail: String| Err(Problem::new(StatusCode::BAD_REQUEST, code, detail));
+    match signing::check_content_digest(&header, &bytes) {
+        DigestCheck::Matches => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+        DigestCheck::Differs(alg) => refuse(
+            "content_digest_mismatch",
+            format!("The body does not match its Content-Digest ({alg}); it changed after it was digested"),
+        ),
+        DigestCheck::Unsupported => {
+            refuse("unsupported_digest", "Content-Digest must carry a sha-256 or sha-512 digest".into())
+        }
+        DigestCheck::Malformed(e) => refuse("invalid_content_digest", e.to_string()),
+    }
+}
+
 /// The API key a served request acts with (idempotency keys are scoped by it).
 #[derive(Debug, Clone)]
 pub(crate) struct CallerKey(pub(crate) String);
@@ -76,18 +110,26 @@ fn policy_request(req: &Request, matched: Option<MatchedPath>, now: i64) -> Arc<
     let route = matched.map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     let client_ip =
         req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()).unwrap_or_default();
-    let origin = req.extensions().get::<Origin>().and_then(|o| o.ip);
+    let judged = req.extensions().get::<Origin>();
+    let origin = judged.and_then(|o| o.ip);
     let method = req.method().as_str().to_owned();
     Arc::new(PolicyRequest {
         module: PolicyRequest::module_of(&route).to_owned(),
         operation: Operation::of(&method),
         route,
         path: req.uri().path().to_owned(),
+        query: req.uri().query().map(str::to_owned),
         method,
         headers: req.headers().clone(),
         client_ip,
         origin,
-        scheme: if req.uri().scheme_str() == Some("https") { "https" } else { "http" },
+        scheme: if req.uri().scheme_str() == Some("https") || req.extensions().get::<OverTls>().is_some() {
+            "https"
+        } else {
+            "http"
+        },
+        https: judged.is_some_and(|o| o.https),
         time_ms: now,
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default(),
     })
 }

@@ -17,12 +17,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc, watch};
 use tower::ServiceExt;
 
+use super::tls::{Accepted, OverTls};
 use super::{AppState, router};
 
 /// A bound TCP listener.
@@ -47,6 +48,10 @@ pub async fn serve(
     let header_timeout = Duration::from_secs(server.header_timeout_seconds);
     let cap = connection_cap(server.max_connections, open_file_limit());
     tracing::debug!(max_connections = cap, "serving");
+    let tls = state.tls.clone();
+    if let Some(tls) = &tls {
+        tls.watch();
+    }
     let router = router(state);
     let open = Arc::new(Registry::default());
     let (stop, stopping) = watch::channel(false);
@@ -70,7 +75,18 @@ pub async fn serve(
         }
         let conn = open.add();
         let task = Connection { router: router.clone(), peer, header_timeout, conn, open: open.clone() };
-        tokio::spawn(task.run(stream, stopping.clone(), alive.clone()));
+        let tls = tls.clone();
+        let (stopping, alive) = (stopping.clone(), alive.clone());
+        tokio::spawn(async move {
+            // The handshake (or the first byte, for plain HTTP) counts against the header timeout.
+            match tls {
+                None => task.run(Accepted::Plain(stream), stopping, alive).await,
+                Some(tls) => match tls.accept(stream, header_timeout).await {
+                    Some(accepted) => task.run(accepted, stopping, alive).await,
+                    None => task.open.remove(task.conn.id),
+                },
+            }
+        });
     }
     drop(listener);
     let _ = stop.send(true);
@@ -128,11 +144,15 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run(self, stream: TcpStream, mut stopping: watch::Receiver<bool>, _alive: mpsc::Sender<()>) {
+    async fn run(self, accepted: Accepted, stopping: watch::Receiver<bool>, _alive: mpsc::Sender<()>) {
         let Connection { router, peer, header_timeout, conn, open } = self;
         let state = conn.clone();
+        let over_tls = matches!(accepted, Accepted::Tls { .. });
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
+            if over_tls {
+                req.extensions_mut().insert(OverTls);
+            }
             let busy = Busy::enter(state.clone());
             let router = router.clone();
             async move {
@@ -140,9 +160,65 @@ impl Connection {
                 Ok::<_, std::convert::Infallible>(response.map(|body| Tracked { body, _busy: busy }))
             }
         });
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-        let served = http.serve_connection(TokioIo::new(stream), service);
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+        match accepted {
+            Accepted::Plain(stream) => {
+                let served = http1.serve_connection(TokioIo::new(stream), service);
+                drive(served, &conn, stopping).await;
+            }
+            Accepted::Tls { stream, h2: false } => {
+                let served = http1.serve_connection(TokioIo::new(stream), service);
+                drive(served, &conn, stopping).await;
+            }
+            Accepted::Tls { stream, h2: true } => {
+                let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                // An HTTP/2 connection that stays silent past the header timeout is closed too.
+                http2.timer(TokioTimer::new()).keep_alive_interval(Some(header_timeout));
+                let served = http2.serve_connection(TokioIo::new(stream), service);
+                drive(served, &conn, stopping).await;
+            }
+        }
+        open.remove(conn.id);
+    }
+}
+
+/// What the connection loop needs of hyper's HTTP/1 and HTTP/2 connections alike.
+trait Graceful: Future<Output = Result<(), hyper::Error>> {
+    fn graceful(self: Pin<&mut Self>);
+}
+
+impl<I, S> Graceful for hyper::server::conn::http1::Connection<I, S>
+where
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn graceful(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S> Graceful for hyper::server::conn::http2::Connection<I, S, TokioExecutor>
+where
+    S: hyper::service::HttpService<Incoming>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    S::ResBody: hyper::body::Body + 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    TokioExecutor: hyper::rt::bounds::Http2ServerConnExec<S::Future, S::ResBody>,
+{
+    fn graceful(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs a connection to its end: a graceful close when the server stops, and when the
+/// connection is evicted, a short grace for the response it is writing.
+async fn drive(served: impl Graceful, conn: &Conn, mut stopping: watch::Receiver<bool>) {
+    {
         tokio::pin!(served);
         let grace = tokio::time::sleep(Duration::MAX / 4);
         tokio::pin!(grace);
@@ -158,13 +234,13 @@ impl Connection {
                 _ = stopping.changed(), if !stop_seen => {
                     // Shutdown: the response being written finishes, no further request is read.
                     stop_seen = true;
-                    served.as_mut().graceful_shutdown();
+                    served.as_mut().graceful();
                 }
                 () = conn.evict.notified(), if !evicted => {
                     // Idle after a response, hyper closes it once flushed; half-sent, it would
                     // wait for the request, so the grace below ends it.
                     (evicted, grace_armed) = (true, true);
-                    served.as_mut().graceful_shutdown();
+                    served.as_mut().graceful();
                     grace.as_mut().reset(tokio::time::Instant::now() + EVICT_GRACE);
                 }
                 () = grace.as_mut(), if grace_armed => {
@@ -176,7 +252,6 @@ impl Connection {
                 }
             }
         }
-        open.remove(conn.id);
     }
 }
 

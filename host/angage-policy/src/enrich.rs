@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use angage_core::policy::Exchange;
+use angage_store::usage::requests::{RequestLine, redacted_target};
 use angage_store::usage::{Ticket, UsageRecord, UsageSink};
 use tokio::sync::mpsc;
 
@@ -107,6 +108,21 @@ fn record(usage: &UsageSink, x: Exchange, event: types::UsageEvent) {
     let v = x.verdict;
     // A refused request still counts for the tenant whose key it presented.
     let known = v.caller.as_ref().or(v.presented.as_ref());
+    let request = &x.request;
+    let line = RequestLine {
+        method: request.method.clone(),
+        path: redacted_target(&request.path, request.query.as_deref()),
+        client_ip: request.origin.map_or_else(|| request.client_ip.clone(), |ip| ip.to_string()),
+        user_agent: request
+            .headers
+            .get(http::header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        request_id: request.request_id.clone(),
+        client_id: None,
+    };
+    // Errors are always kept raw; successes when the tenant logs every request (else the
+    // sink's sample decides).
+    let keep_raw = x.status >= 400 || v.settings.as_ref().is_some_and(|s| s.security.log_all_requests);
     usage.record(UsageRecord {
         tenant_id: known.map(|k| k.tenant_id.clone()),
         key_id: event.key_id.or_else(|| v.presented.as_ref().map(|k| k.id.clone())),
@@ -124,5 +140,7 @@ fn record(usage: &UsageSink, x: Exchange, event: types::UsageEvent) {
             .chain(v.rule.map(|r| ("rule".to_owned(), r)))
             .collect(),
         at_ms: x.request.time_ms,
+        line,
+        keep_raw,
     });
 }

@@ -30,6 +30,7 @@ use crate::plugins::{
     authenticate, authorize, check, types,
 };
 use crate::refusals;
+use crate::signatures::{self, Signed};
 
 /// Requests a lane takes at most at once: the last of a batch waits for the ones before it.
 const MAX_BATCH: usize = 64;
@@ -198,16 +199,25 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
     let keys =
         authn.call_batch(&jobs, |b, s, job| authenticate(b, s, &job.request, job.prefetched.as_ref())).await;
     let mut authenticated = Vec::with_capacity(jobs.len());
+    // Signed requests whose signature verified, to be charged once against replays.
+    let mut fresh = Vec::new();
     for (job, key) in jobs.into_iter().zip(keys) {
         match key {
             // Whatever authenticator runs, a revoked or expired key is never a caller.
             Ok(Ok(key)) => match refusals::unusable(&key.key, job.request.time_ms) {
                 Some(refusal) => job.refuse(None, refusal),
-                None => authenticated.push(Authenticated { job, key }),
+                None => match signatures::check(&key, &job.request) {
+                    Ok(Signed::NotNeeded) => authenticated.push(Authenticated { job, key }),
+                    Ok(Signed::Fresh(op)) => fresh.push((Authenticated { job, key }, op)),
+                    Err(refusal) => job.refuse(Some(&key), refusal),
+                },
             },
             Ok(Err(denial)) => job.refuse(None, outputs::denial(denial)),
             Err(error) => job.refuse(None, failed(Stage::Authenticate, &error)),
         }
+    }
+    if !fresh.is_empty() {
+        unreplayed(ctx, fresh, &mut authenticated).await;
     }
 
     let authz = plugins.serving::<Authorizer>();
@@ -250,6 +260,30 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
             Err(_) => None,
         };
         charged(c, decision);
+    }
+}
+
+/// Charges each verified signature once (one round trip for the batch when the counters are
+/// shared): a signature charged before is a replay and refused; the rest go on.
+async fn unreplayed(ctx: &LaneCtx, fresh: Vec<(Authenticated, CounterOp)>, out: &mut Vec<Authenticated>) {
+    let charges: Charges =
+        fresh.iter().map(|(_, op)| (signatures::REPLAY_NAMESPACE.to_owned(), vec![op.clone()])).collect();
+    let answers = ctx.counters.charge_batch(&charges, ctx.clock.now_ms()).await;
+    match answers {
+        Ok(answers) => {
+            for ((a, _), answer) in fresh.into_iter().zip(answers) {
+                match answer {
+                    CounterCharge::Charged(_) => out.push(a),
+                    CounterCharge::Refused { .. } => a.job.refuse(Some(&a.key), signatures::replayed()),
+                }
+            }
+        }
+        // `redis.failure = "closed"` and Redis is out: a replay cannot be ruled out.
+        Err(_) => {
+            for (a, _) in fresh {
+                a.job.refuse(Some(&a.key), refusals::counters_unavailable());
+            }
+        }
     }
 }
 

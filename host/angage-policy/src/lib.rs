@@ -8,6 +8,7 @@ mod enrich;
 mod lanes;
 pub mod plugins;
 mod refusals;
+mod signatures;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod unauthenticated;

@@ -37,6 +37,8 @@ fn bench(c: &mut Criterion) {
             rate_limits: Limits::default(),
             ip_allowlist: vec!["10.0.0.0/8".into()],
             expires_in_days: None,
+            signing_public_key: None,
+            require_signature: false,
         };
         let issued = store::create(&db, &pepper, &TenantId(tenant.id), &Actor("bench".into()), new, 0)
             .await

@@ -10,6 +10,8 @@
 //! # redis://127.0.0.1:6379), in one run:
 //! cargo bench --bench load -- --scenario get-customer --compare-redis --seconds 1 --rounds 10
 //! cargo bench --bench load -- --scenario get-customer --redis --seconds 10   # Redis counters alone
+//! # signed requests (verified on the server) against unsigned ones, in one run:
+//! cargo bench --bench load -- --scenario get-customer --compare-signatures --seconds 1 --rounds 10
 //! ```
 //!
 //! `--compare` starts two servers, one with the policy stages bypassed (usage is still recorded,
@@ -18,6 +20,9 @@
 //! hosts, CPU credits) then weighs on both sides alike; the ratio is of the summed requests.
 //! Each segment ends by flushing its server's usage buffer, so the next one starts clean. Short
 //! segments and many rounds give the steadiest ratio (here: within 0.02 run to run).
+//! `--compare-signatures` does the same with both servers' stages on, one whose key must sign
+//! every request (RFC 9421, Ed25519) and one whose key need not: both clients sign each request
+//! (so the client's cost weighs on both sides), only the first sends the signature.
 //! `--compare-redis` does the same with both servers' stages on, one counting on its own and one
 //! in Redis, and reports the Redis round trips per request from `angage_redis_round_trips_total`.
 
@@ -46,6 +51,7 @@ struct Args {
     concurrency: usize,
     compare: bool,
     compare_redis: bool,
+    compare_signatures: bool,
     redis: bool,
     rounds: usize,
     bypass: bool,
@@ -58,6 +64,7 @@ fn parse_args() -> Args {
         concurrency: 32,
         compare: false,
         compare_redis: false,
+        compare_signatures: false,
         redis: false,
         rounds: 3,
         bypass: false,
@@ -70,6 +77,7 @@ fn parse_args() -> Args {
             "--concurrency" => args.concurrency = it.next().and_then(|v| v.parse().ok()).unwrap_or(32),
             "--compare" => args.compare = true,
             "--compare-redis" => args.compare_redis = true,
+            "--compare-signatures" => args.compare_signatures = true,
             "--redis" => args.redis = true,
             "--rounds" => args.rounds = it.next().and_then(|v| v.parse().ok()).unwrap_or(3).max(1),
             "--pipeline-off" => args.bypass = true,
@@ -84,8 +92,8 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         if args.compare {
-            let off = Server::start(true, None).await?;
-            let on = Server::start(false, None).await?;
+            let off = Server::start(true, None, false).await?;
+            let on = Server::start(false, None, false).await?;
             let (off_requests, on_requests) = alternate(&off, &on, &args).await?;
             off.stop().await?;
             on.stop().await?;
@@ -95,10 +103,22 @@ fn main() -> anyhow::Result<()> {
                 args.rounds,
                 args.seconds
             );
+        } else if args.compare_signatures {
+            let unsigned = Server::start(false, None, false).await?;
+            let signed = Server::start(false, None, true).await?;
+            let (unsigned_requests, signed_requests) = alternate(&unsigned, &signed, &args).await?;
+            unsigned.stop().await?;
+            signed.stop().await?;
+            println!(
+                "signed / unsigned throughput: {:.3} ({} rounds of unsigned-signed-signed-unsigned, {} s each)",
+                signed_requests as f64 / unsigned_requests as f64,
+                args.rounds,
+                args.seconds
+            );
         } else if args.compare_redis {
             let (url, prefix) = bench_redis();
-            let local = Server::start(false, None).await?;
-            let shared = Server::start(false, Some((url.clone(), prefix.clone()))).await?;
+            let local = Server::start(false, None, false).await?;
+            let shared = Server::start(false, Some((url.clone(), prefix.clone())), false).await?;
             let trips_before = round_trips(&shared.state);
             let answered_before = shared.answered();
             let (local_requests, redis_requests) = alternate(&local, &shared, &args).await?;
@@ -126,7 +146,7 @@ fn main() -> anyhow::Result<()> {
             );
         } else {
             let redis = args.redis.then(bench_redis);
-            let server = Server::start(args.bypass, redis.clone()).await?;
+            let server = Server::start(args.bypass, redis.clone(), false).await?;
             server.measure(&args).await?;
             server.stop().await?;
             if let Some((url, prefix)) = redis {
@@ -180,6 +200,53 @@ async fn forget(url: &str, prefix: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The RFC 9421 headers for one request (`url` absolute), a fresh signature each time.
+fn sign(
+    signer: &(String, Arc<ed25519_dalek::SigningKey>),
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    use angage_core::signing::{self, Param, SignatureInput};
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let digest = body.map(|b| signing::content_digest(b.as_bytes()));
+    let mut components = vec!["@method".to_owned(), "@target-uri".to_owned()];
+    if digest.is_some() {
+        components.push("content-digest".to_owned());
+    }
+    let created =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    // Requests signed within one second differ by their nonce, so none is a replay.
+    let nonce = NONCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string();
+    let input = SignatureInput {
+        label: "sig1".into(),
+        components,
+        params: vec![
+            ("created".into(), Param::Integer(created)),
+            ("keyid".into(), Param::String(signer.0.clone())),
+            ("nonce".into(), Param::String(nonce)),
+        ],
+    };
+    let base = signing::signature_base(&input, |c| match c {
+        "@method" => Some(method.to_owned()),
+        "@target-uri" => Some(url.to_owned()),
+        "content-digest" => digest.clone(),
+        _ => None,
+    })
+    .unwrap_or_default();
+    let sig = base64::engine::general_purpose::STANDARD.encode(signer.1.sign(base.as_bytes()).to_bytes());
+    let mut headers = vec![
+        ("signature-input", format!("sig1={}", input.serialize())),
+        ("signature", format!("sig1=:{sig}:")),
+    ];
+    if let Some(d) = digest {
+        headers.push(("content-digest", d));
+    }
+    headers
+}
+
 /// A server in this process with the demo tenant, an unlimited key, a customer and a product.
 struct Server {
     bypass: bool,
@@ -187,6 +254,10 @@ struct Server {
     state: angage_http::AppState,
     base: String,
     key: String,
+    /// The key's id and the private key every client request is signed with.
+    signer: (String, Arc<ed25519_dalek::SigningKey>),
+    /// Whether the signature is sent (the key demands it).
+    signed: bool,
     customer_id: String,
     client: reqwest::Client,
     answered: std::sync::atomic::AtomicU64,
@@ -197,7 +268,8 @@ struct Server {
 
 impl Server {
     /// `redis`: the URL and key prefix of shared counters; `None` counts on this node.
-    async fn start(bypass: bool, redis: Option<(String, String)>) -> anyhow::Result<Self> {
+    /// `signed`: the key must sign every request.
+    async fn start(bypass: bool, redis: Option<(String, String)>, signed: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut settings = Settings::default();
         settings.server.addr = "127.0.0.1:0".parse()?;
@@ -225,9 +297,12 @@ impl Server {
         let tenant = angage_store::tenants::by_slug(&state.db, "demo").await?;
         let unlimited = json!({"per_second": 1_000_000_000, "per_minute": 1_000_000_000, "per_hour": 1_000_000_000,
                                "per_day": 1_000_000_000, "burst": 1_000_000_000});
-        let new = NewKey::parse(&json!({"name": "load", "rate_limits": unlimited}))
-            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let key = store::create(
+        let signing = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        let public = angage_core::signing::encode_public_key(&signing.verifying_key().to_bytes());
+        let new = NewKey::parse(&json!({"name": "load", "rate_limits": unlimited,
+                                        "signing_public_key": public, "require_signature": signed}))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let issued = store::create(
             &state.db,
             state.keys.pepper(),
             &TenantId(tenant.id),
@@ -235,12 +310,20 @@ impl Server {
             new,
             0,
         )
-        .await?
-        .key;
+        .await?;
+        let (key, key_id) = (issued.key, issued.view.id);
+        let signer = (key_id, Arc::new(signing));
 
         let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
         let post = |path: &str, body: serde_json::Value| {
-            client.post(format!("{base}{path}")).bearer_auth(&key).json(&body).send()
+            let text = body.to_string();
+            let mut req = client.post(format!("{base}{path}")).bearer_auth(&key);
+            if signed {
+                for (name, value) in sign(&signer, "POST", &format!("{base}{path}"), Some(&text)) {
+                    req = req.header(name, value);
+                }
+            }
+            req.header("content-type", "application/json").body(text).send()
         };
         let customer: serde_json::Value =
             post("/v1/customers", json!({"name": "Acme", "email": "ap@acme.example.com"}))
@@ -258,6 +341,8 @@ impl Server {
             state,
             base,
             key,
+            signer,
+            signed,
             customer_id,
             client,
             answered,
@@ -278,18 +363,31 @@ impl Server {
         for _ in 0..args.concurrency {
             let (client, base, key) = (self.client.clone(), self.base.clone(), self.key.clone());
             let (scenario, customer_id) = (args.scenario.clone(), self.customer_id.clone());
+            let (signer, signed, sign_all) = (self.signer.clone(), self.signed, args.compare_signatures);
             workers.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(100_000);
                 let mut failures = 0u64;
                 let mut answered = 0u64;
                 while Instant::now() < deadline {
                     let start = Instant::now();
-                    let req = match scenario.as_str() {
-                        "post-order" => client.post(format!("{base}/v1/orders")).json(
-                            &json!({"customer": customer_id, "lines": [{"product": "W-1", "quantity": 1}]}),
+                    let (method, url, body) = match scenario.as_str() {
+                        "post-order" => (
+                            "POST",
+                            format!("{base}/v1/orders"),
+                            Some(json!({"customer": customer_id, "lines": [{"product": "W-1", "quantity": 1}]}).to_string()),
                         ),
-                        _ => client.get(format!("{base}/v1/customers/{customer_id}")),
+                        _ => ("GET", format!("{base}/v1/customers/{customer_id}"), None),
                     };
+                    let headers = sign_all.then(|| sign(&signer, method, &url, body.as_deref()));
+                    let mut req = match &body {
+                        Some(b) => client.post(&url).header("content-type", "application/json").body(b.clone()),
+                        None => client.get(&url),
+                    };
+                    if signed {
+                        for (name, value) in headers.into_iter().flatten() {
+                            req = req.header(name, value);
+                        }
+                    }
                     let ok = match req.bearer_auth(&key).send().await {
                         Ok(resp) if resp.status().is_success() => {
                             answered += 1;

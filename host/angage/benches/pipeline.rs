@@ -62,7 +62,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
         tenant_settings.get(&db, &tenant.id, now).await.expect("warm");
         let rules = RuleSet::start(db.clone(), &settings.policies, now).await.expect("rules");
         let services = Services {
-            usage: UsageSink::start(db.clone(), 1024, &dir.path().join("spool")).await.expect("usage"),
+            usage: UsageSink::start(db.clone(), 1024, &dir.path().join("spool"), 0.01).await.expect("usage"),
             db,
             keys,
             tenant_settings,
@@ -86,13 +86,16 @@ fn fixture(rt: &tokio::runtime::Runtime) -> (Fixture, tempfile::TempDir) {
             method: "GET".into(),
             route: "/v1/customers/{id}".into(),
             path: "/v1/customers/CUST-10001".into(),
+            query: None,
             module: "customers".into(),
             operation: Operation::Read,
             headers,
             client_ip: "127.0.0.1".into(),
         origin: None,
             scheme: "http",
+            https: false,
             time_ms: 0,
+            request_id: String::new(),
         });
         Fixture { stages, request }
     });

@@ -93,9 +93,14 @@ impl App {
         };
         let settings = Arc::new(settings);
         let spool = settings.data.dir.join("usage-spool");
-        let usage = UsageSink::start(db.clone(), settings.usage.buffer_size, &spool)
-            .await
-            .context("starting the usage pipeline")?;
+        let usage = UsageSink::start(
+            db.clone(),
+            settings.usage.buffer_size,
+            &spool,
+            settings.usage.success_sample_rate,
+        )
+        .await
+        .context("starting the usage pipeline")?;
         let rules = RuleSet::start(db.clone(), &settings.policies, deps.clock.now_ms())
             .await
             .context("loading the limit rules")?;
@@ -145,6 +150,7 @@ impl App {
             tenant_settings,
             rules,
             sealer,
+            tls: angage_http::Tls::load(&settings.server.tls).context("loading the TLS certificate")?,
         });
         Ok(Self {
             listener,

@@ -91,6 +91,8 @@ pub async fn run(
         rate_limits: Limits::default(),
         ip_allowlist: Vec::new(),
         expires_in_days: Some(DEMO_KEY_DAYS),
+        signing_public_key: None,
+        require_signature: false,
     };
     let issued = key_store::create(db, pepper, &tenant_id, &Actor("system".into()), key, now).await?;
     Ok(Some(Banner { admin_email: DEMO_ADMIN_EMAIL.into(), admin_password: password, test_key: issued.key }))

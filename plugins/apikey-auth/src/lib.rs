@@ -112,7 +112,11 @@ fn check_key(key: &Key, state: &KeyState, request: &Request, cfg: &Config) -> Re
         }
     }
     if state.require_https && scheme != "https" {
-        return Err(deny(403, "https_required", "This tenant accepts API requests over HTTPS only"));
+        return Err(deny(
+            403,
+            "https_required",
+            "This tenant's \"Require HTTPS only\" setting refuses plain HTTP; send the request over https://",
+        ));
     }
     Ok(())
 }

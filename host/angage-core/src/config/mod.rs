@@ -82,6 +82,23 @@ pub struct ServerSettings {
     /// Empty: the operator endpoints (`/admin/v1/operator/...`, cluster-wide plugins) are off.
     /// Set: they answer requests that present it as `Authorization: Bearer <token>`.
     pub operator_token: String,
+    pub tls: TlsSettings,
+}
+
+/// HTTPS served by the server itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain (leaf first). Empty, with `key_file` empty: no TLS.
+    pub cert_file: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate.
+    pub key_file: String,
+}
+
+impl TlsSettings {
+    pub fn enabled(&self) -> bool {
+        !self.cert_file.is_empty() || !self.key_file.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -214,6 +231,10 @@ pub struct UsageSettings {
     /// Days per-minute rollups are kept; daily rollups are kept `daily_retention_days`.
     pub minute_retention_days: u64,
     pub daily_retention_days: u64,
+    /// For tenants that do not log all requests: the share of successful requests (below 400)
+    /// whose raw event is kept beside every error, from 0.0 (none) to 1.0 (all). The rollups
+    /// count every request either way.
+    pub success_sample_rate: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -289,6 +310,7 @@ impl Default for Settings {
                 operator_token: String::new(),
                 trusted_proxies: Vec::new(),
                 unauthenticated_per_minute: 120,
+                tls: TlsSettings::default(),
             },
             database: DatabaseSettings {
                 url: "sqlite://data/angage.db".into(),
@@ -341,6 +363,7 @@ impl Default for Settings {
             usage: UsageSettings {
                 buffer_size: 65536,
                 raw_retention_days: 30,
+                success_sample_rate: 0.01,
                 minute_retention_days: 7,
                 daily_retention_days: 400,
             },
@@ -517,6 +540,14 @@ fn validate(settings: &Settings, figment: &Figment) -> Result<(), ConfigError> {
         origin: describe_origin(figment, key),
         reason,
     };
+    let tls = &settings.server.tls;
+    if tls.enabled() && (tls.cert_file.is_empty() || tls.key_file.is_empty()) {
+        let missing = if tls.cert_file.is_empty() { "server.tls.cert_file" } else { "server.tls.key_file" };
+        return Err(invalid(missing, "TLS needs both a certificate and its key".into()));
+    }
+    if !(0.0..=1.0).contains(&settings.usage.success_sample_rate) {
+        return Err(invalid("usage.success_sample_rate", "must be from 0.0 to 1.0".into()));
+    }
     if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&settings.log.level) {
         return Err(invalid("log.level", e.to_string()));
     }

@@ -52,6 +52,24 @@ function fieldErrors(err) {
   return list.length ? `${err.message} — ${list.join("; ")}` : err.message;
 }
 
+// Marks the inputs a 422 names (`fields`: API field → input id) and clears the others.
+function markInvalid(form, err, fields) {
+  const named = new Set(((err.problem && err.problem.errors) || []).map((e) => String(e.field).split(/[.[]/)[0]));
+  for (const [field, id] of Object.entries(fields)) {
+    const el = form.querySelector(`#${id}`);
+    if (!el) continue;
+    if (named.has(field)) el.setAttribute("aria-invalid", "true");
+    else el.removeAttribute("aria-invalid");
+  }
+}
+
+// A checkbox with its label and, optionally, a help line under it.
+function checkbox(id, label, on, help, attrs) {
+  return h("p", {},
+    h("label", {}, h("input", { id, type: "checkbox", checked: on, "aria-describedby": help ? `${id}-help` : null, ...attrs }), ` ${label}`),
+    help ? h("span", { class: "help muted", id: `${id}-help` }, help) : null);
+}
+
 function card(label, value, id) {
   return h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value", id }, value));
 }
@@ -67,7 +85,7 @@ function fmtDate(s) {
 
 function setMain(...nodes) {
   const main = document.getElementById("main");
-  main.replaceChildren(...nodes);
+  main.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined && n !== false));
   const heading = main.querySelector("h2");
   if (heading) heading.setAttribute("tabindex", "-1");
 }
@@ -89,6 +107,7 @@ const ROUTES = {
   limits: ["Rate Limits", viewLimits],
   usage: ["Usage", viewUsage],
   errors: ["Errors", viewErrors],
+  requests: ["Request log", viewRequests],
   auth: ["Authentication", viewAuth],
   rules: ["Rules", viewRules],
   plugins: ["Plugins", viewPlugins],
@@ -224,13 +243,24 @@ function keyRow(k, onChange) {
           onChange(issued);
         },
       }, "Rotate"),
+      " ",
+      h("button", {
+        "data-edit-key": k.id,
+        onclick: () => setMain(h("h2", {}, `Edit key “${k.name}”`), keyEditForm(k)),
+      }, "Edit"),
     );
   }
+  const signed = k.signing_public_key
+    ? h("span", {
+      class: "badge signed",
+      title: `Ed25519 signing key ${k.signing_public_key}${k.require_signature ? "; unsigned requests are refused" : ""}`,
+    }, k.require_signature ? "signed · required" : "signed")
+    : null;
   return h(
     "tr",
     { "data-key": k.id },
     h("td", {}, k.name),
-    h("td", {}, h("code", {}, k.prefix)),
+    h("td", {}, h("code", {}, k.prefix), signed ? [" ", signed] : null),
     h("td", {}, fmtDate(k.created_at)),
     h("td", {}, fmtDate(k.last_used_at)),
     h("td", {}, k.expires_at ? fmtDate(k.expires_at) : "Never"),
@@ -264,13 +294,14 @@ function secretPanel(issued) {
   );
 }
 
-async function viewKeys(issued) {
+async function viewKeys(issued, saved) {
   const [live, test] = await Promise.all([api("GET", "/admin/v1/keys?environment=live&limit=100"), api("GET", "/admin/v1/keys?environment=test&limit=100")]);
   const refresh = (next) => guarded(() => viewKeys(next));
   const headers = ["Name", "Key", "Created", "Last used", "Expires", "Status", ""];
   setMain(
     h("h2", {}, "API Keys"),
     issued && issued.key ? secretPanel(issued) : null,
+    h("div", { id: "keys-msg" }, saved ? notice("ok", saved) : null),
     h("p", {}, h("button", { class: "primary", id: "generate", onclick: () => setMain(h("h2", {}, "Generate New API Key"), keyForm()) }, "Generate New API Key")),
     h("h3", {}, "Production keys"),
     table(headers, live.data.map((k) => keyRow(k, refresh)), "No production keys yet."),
@@ -279,8 +310,19 @@ async function viewKeys(issued) {
   );
 }
 
+// The API fields a key form's inputs stand for (`p`: the form's id prefix), for marking the ones a
+// 422 names.
+function keyFields(p) {
+  return {
+    name: `${p}-name`, description: `${p}-description`, ip_allowlist: `${p}-ips`,
+    signing_public_key: `${p}-signing-key`, require_signature: `${p}-require-signature`,
+  };
+}
+
+const requireSignatureHelp = () => ["Requests must then carry RFC 9421 signatures; see the signing guide in the ", h("a", { href: "/docs" }, "API docs"), "."];
+
 function keyForm() {
-  const err = h("div", {});
+  const err = h("div", { id: "k-errors" });
   const grants = h(
     "div",
     { class: "grants", id: "grants", hidden: true },
@@ -311,8 +353,13 @@ function keyForm() {
     ),
     h("label", { for: "k-ips" }, "IP restrictions (CIDR, one per line; empty allows any)"),
     h("textarea", { id: "k-ips", rows: 3 }),
+    h("label", { for: "k-signing-key" }, "Signing public key (Ed25519, PEM or base64)"),
+    h("textarea", { id: "k-signing-key", class: "pem", rows: 4, spellcheck: "false", placeholder: "-----BEGIN PUBLIC KEY-----", "aria-describedby": "k-signing-key-help" }),
+    h("span", { class: "hint muted", id: "k-signing-key-help" }, "Optional: the public half of the key pair the key's owner signs requests with. Never paste the private key."),
+    checkbox("k-require-signature", "Require signed requests", false, requireSignatureHelp()),
     err,
-    h("p", {}, h("button", { class: "primary", type: "submit", id: "k-submit" }, "Generate key"), " ", h("a", { href: "#/keys" }, "Cancel")),
+    h("p", {}, h("button", { class: "primary", type: "submit", id: "k-submit" }, "Generate key"), " ",
+      h("a", { href: "#/keys", onclick: (ev) => { ev.preventDefault(); guarded(() => viewKeys()); } }, "Cancel")),
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -330,10 +377,82 @@ function keyForm() {
     if (body.scope === "custom") {
       body.grants = Object.fromEntries(MODULES.map((m) => [m, form.querySelector(`input[name=grant-${m}]:checked`).value]));
     }
+    if (v("#k-signing-key")) body.signing_public_key = v("#k-signing-key");
+    if (form.querySelector("#k-require-signature").checked) body.require_signature = true;
     try {
       const issued = await api("POST", "/admin/v1/keys", body);
       await viewKeys(issued);
     } catch (e) {
+      markInvalid(form, e, keyFields("k"));
+      err.replaceChildren(notice("error", fieldErrors(e)));
+    }
+  });
+  return form;
+}
+
+// Edits what a key's PUT takes besides its limits (those are on the Rate Limits screen) and its
+// scope; only changed fields are sent. An empty signing key field keeps the registered key.
+function keyEditForm(k) {
+  const err = h("div", { id: "ke-errors" });
+  const submit = h("button", { class: "primary", type: "submit", id: "ke-submit" }, "Save changes");
+  const had = Boolean(k.signing_public_key);
+  const keyText = h("textarea", {
+    id: "ke-signing-key", class: "pem", rows: 4, spellcheck: "false", "aria-describedby": "ke-signing-key-help",
+    placeholder: had ? "Empty keeps the registered key" : "-----BEGIN PUBLIC KEY-----",
+  });
+  const form = h(
+    "form",
+    { class: "stack", id: "key-edit-form", "data-key": k.id },
+    h("p", { class: "muted" }, h("code", {}, k.prefix), ` · ${k.environment} · ${k.scope} · created ${fmtDate(k.created_at)}`),
+    h("label", { for: "ke-name" }, "Name"),
+    h("input", { id: "ke-name", required: true, maxlength: 100, value: k.name }),
+    h("label", { for: "ke-description" }, "Description"),
+    h("input", { id: "ke-description", maxlength: 500, value: k.description ?? "" }),
+    h("label", { for: "ke-ips" }, "IP restrictions (CIDR, one per line; empty allows any)"),
+    h("textarea", { id: "ke-ips", rows: 3 }, k.ip_allowlist.join("\n")),
+    h("label", { for: "ke-signing-key" }, "Signing public key (Ed25519, PEM or base64)"),
+    had
+      ? h("p", { class: "hint" }, "Registered: ", h("code", { class: "mono pem-current", id: "ke-signing-current" }, k.signing_public_key))
+      : h("p", { class: "hint muted", id: "ke-signing-current" }, "No signing key registered."),
+    keyText,
+    h("span", { class: "hint muted", id: "ke-signing-key-help" },
+      had ? "Leave empty to keep the registered key; paste another to replace it." : "Optional: the public half of the key pair the key's owner signs requests with. Never paste the private key."),
+    had
+      ? checkbox("ke-remove-signing-key", "Remove signing key", false, null, {
+        onchange: (ev) => {
+          keyText.disabled = ev.target.checked;
+          if (ev.target.checked) form.querySelector("#ke-require-signature").checked = false;
+        },
+      })
+      : null,
+    checkbox("ke-require-signature", "Require signed requests", k.require_signature, requireSignatureHelp()),
+    err,
+    h("p", {}, submit, " ", h("a", { href: "#/keys", onclick: (ev) => { ev.preventDefault(); guarded(() => viewKeys()); } }, "Cancel")),
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const v = (id) => form.querySelector(id).value.trim();
+    const body = {};
+    if (v("#ke-name") !== k.name) body.name = v("#ke-name");
+    if (v("#ke-description") !== (k.description ?? "")) body.description = v("#ke-description");
+    const ips = v("#ke-ips").split(/\s+/).filter(Boolean);
+    if (ips.join("\n") !== k.ip_allowlist.join("\n")) body.ip_allowlist = ips;
+    const remove = form.querySelector("#ke-remove-signing-key");
+    if (remove && remove.checked) body.signing_public_key = null;
+    else if (v("#ke-signing-key")) body.signing_public_key = v("#ke-signing-key");
+    const required = form.querySelector("#ke-require-signature").checked;
+    if (required !== k.require_signature) body.require_signature = required;
+    if (!Object.keys(body).length) {
+      await guarded(() => viewKeys(null, "No changes to save."));
+      return;
+    }
+    submit.disabled = true;
+    try {
+      await api("PUT", `/admin/v1/keys/${k.id}`, body);
+      await viewKeys(null, `Key “${body.name ?? k.name}” saved.`);
+    } catch (e) {
+      submit.disabled = false;
+      markInvalid(form, e, keyFields("ke"));
       err.replaceChildren(notice("error", fieldErrors(e)));
     }
   });
@@ -652,17 +771,136 @@ async function viewErrors() {
   );
 }
 
+// A `datetime-local` value, read as UTC (the console shows every time in UTC), in RFC 3339.
+function utcInput(value) {
+  if (!value) return "";
+  return value.length === 16 ? `${value}:00Z` : `${value}Z`;
+}
+
+function fmtTime(s) {
+  return s ? `${s.replace("T", " ").slice(0, 19)} UTC` : "—";
+}
+
+function requestRow(r) {
+  const latency = typeof r.latency_ms === "number" ? `${Math.round(r.latency_ms * 10) / 10} ms` : "—";
+  return h(
+    "tr",
+    { "data-request": r.id },
+    h("td", { class: "nowrap" }, fmtTime(r.at)),
+    h("td", {}, r.method),
+    h("td", {}, h("code", { class: "url", title: r.endpoint }, r.path)),
+    h("td", { class: r.status >= 400 ? "status-error" : null }, r.status),
+    h("td", { class: "nowrap" }, latency),
+    h("td", { title: r.key_id || null }, r.key_name || r.key_id || (r.client_id ? `client ${r.client_id}` : "—")),
+    h("td", { title: r.user_agent || null }, r.client_ip || "—"),
+    h("td", {}, r.request_id ? h("code", { class: "url" }, r.request_id) : "—"),
+    h("td", { title: r.rule ? `Rule: ${r.rule}` : null }, r.error_code ? h("code", {}, r.error_code) : "—"),
+  );
+}
+
+async function viewRequests() {
+  const [keys, settings] = await Promise.all([api("GET", "/admin/v1/keys?limit=100"), api("GET", "/admin/v1/settings").catch(() => null)]);
+  const logAll = settings ? settings.security.log_all_requests : null;
+  const mode = h("p", { id: "rl-mode", class: "muted" },
+    logAll === null ? "" : logAll
+      ? "Every /v1 request is kept here: “Log all API requests” is on."
+      : ["Only errors (status 400 and above) and a sample of successful requests are kept. Turn on “Log all API requests” on the ",
+        h("a", { href: "#/auth" }, "Authentication"), " screen to keep every request."]);
+  const msg = h("div", { id: "rl-msg" });
+  const results = h("div", { id: "rl-table" });
+  const pager = h("p", { class: "row", id: "rl-pager" });
+  const exportLink = h("a", { href: "/admin/v1/requests/export.csv", id: "rl-export" }, "Export CSV");
+  const keyLabel = (k) => `${k.name} (${k.environment}${k.status === "active" ? "" : `, ${k.status}`})`;
+  const field = (id, label, input) => h("div", {}, h("label", { for: id }, label), input);
+  const form = h(
+    "form",
+    { class: "stack", id: "rl-form" },
+    h("div", { class: "row" },
+      field("rl-key", "Key", h("select", { id: "rl-key" }, h("option", { value: "" }, "All keys"), keys.data.map((k) => h("option", { value: k.id }, keyLabel(k))))),
+      field("rl-status", "Status", h("input", { id: "rl-status", size: 8, placeholder: "404 or 4xx" })),
+      field("rl-path", "Path starts with", h("input", { id: "rl-path", placeholder: "/v1/orders" })),
+      field("rl-request-id", "Request id", h("input", { id: "rl-request-id" })),
+    ),
+    h("div", { class: "row" },
+      field("rl-from", "From (UTC)", h("input", { id: "rl-from", type: "datetime-local", step: 1 })),
+      field("rl-to", "To (UTC)", h("input", { id: "rl-to", type: "datetime-local", step: 1 })),
+      h("div", {}, h("button", { class: "primary", type: "submit", id: "rl-apply" }, "Apply filters"), " ",
+        h("button", { type: "button", id: "rl-reset", onclick: () => { form.reset(); show(filters(), [null]); } }, "Clear")),
+    ),
+  );
+  // The filters the form holds, as query parameters (empty ones left out: the API refuses them).
+  const filters = () => {
+    const q = new URLSearchParams();
+    const v = (id) => form.querySelector(id).value.trim();
+    for (const [name, value] of [["key_id", v("#rl-key")], ["status", v("#rl-status")], ["path", v("#rl-path")], ["request_id", v("#rl-request-id")],
+      ["created_after", utcInput(v("#rl-from"))], ["created_before", utcInput(v("#rl-to"))]]) {
+      if (value) q.set(name, value);
+    }
+    return q;
+  };
+  // Shows the page after `cursors`' last entry (null: the newest); a newer load wins over an older one.
+  let load = 0;
+  const show = async (q, cursors) => {
+    const mine = ++load;
+    const page = new URLSearchParams(q);
+    page.set("limit", "50");
+    const after = cursors[cursors.length - 1];
+    if (after) page.set("starting_after", after);
+    let list;
+    try {
+      list = await api("GET", `/admin/v1/requests?${page}`);
+    } catch (e) {
+      if (mine !== load) return;
+      msg.replaceChildren(notice("error", fieldErrors(e)));
+      results.replaceChildren();
+      pager.replaceChildren();
+      exportLink.hidden = true;
+      return;
+    }
+    if (mine !== load) return;
+    msg.replaceChildren();
+    const qs = q.toString();
+    exportLink.href = `/admin/v1/requests/export.csv${qs ? `?${qs}` : ""}`;
+    exportLink.hidden = false;
+    results.replaceChildren(table(["Time", "Method", "Path", "Status", "Latency", "Key", "IP", "Request id", "Error"], list.data.map(requestRow),
+      qs ? "No requests match these filters." : "No requests logged yet."));
+    pager.replaceChildren(...[
+      cursors.length > 1 ? h("button", { type: "button", id: "rl-first", onclick: () => show(q, [null]) }, "Newest") : null,
+      cursors.length > 1 || list.has_more ? h("span", { class: "muted", id: "rl-page" }, `Page ${cursors.length}`) : null,
+      list.has_more && list.next_cursor ? h("button", { type: "button", id: "rl-next", onclick: () => show(q, [...cursors, list.next_cursor]) }, "Next page") : null,
+    ].filter(Boolean));
+  };
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    show(filters(), [null]);
+  });
+  setMain(
+    h("h2", {}, "Request log"),
+    mode,
+    form,
+    msg,
+    h("p", { class: "row" }, h("span", { class: "muted" }, "Newest first. Secret query values are shown as [redacted]."), exportLink),
+    results,
+    pager,
+  );
+  await show(filters(), [null]);
+}
+
 async function viewAuth() {
   const settings = await api("GET", "/admin/v1/settings");
   const s = settings.security;
   const msg = h("div", {});
-  const check = (id, label, on) => h("p", {}, h("label", {}, h("input", { id, type: "checkbox", checked: on }), ` ${label}`));
   const form = h(
     "form",
     { class: "stack", id: "auth-form" },
-    check("a-https", "HTTPS only", s.require_https),
-    check("a-signatures", "Validate request signatures", s.validate_request_signatures),
-    check("a-log", "Log all requests", s.log_all_requests),
+    checkbox("a-https", "HTTPS only", s.require_https),
+    checkbox("a-signatures", "Validate request signatures", s.validate_request_signatures,
+      "On: every /v1 request must be signed with the key's registered Ed25519 key (RFC 9421); keys without one are refused."),
+    checkbox("a-log", "Log all API requests", s.log_all_requests, [
+      "On: every /v1 request is kept in the ", h("a", { href: "#/requests" }, "Request log"), ". ",
+      "Off: only errors (status 400 and above) and a sample of successful requests are kept there. ",
+      "Usage and error figures count every request either way.",
+    ]),
     h("label", { for: "a-expiry" }, "Default key expiration (days; empty for never)"),
     h("input", { id: "a-expiry", type: "number", min: 1, value: s.default_key_expiration_days ?? "" }),
     msg,

@@ -6,6 +6,7 @@ mod auth;
 mod keys;
 pub mod openapi;
 mod operator;
+mod requests;
 mod rules;
 mod tenant;
 mod usage;
@@ -44,6 +45,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/usage/chart.svg", get(usage::chart))
         .route("/admin/v1/errors", get(usage::errors))
         .route("/admin/v1/errors/recent", get(usage::recent))
+        .route("/admin/v1/requests", get(requests::list))
+        .route("/admin/v1/requests/export.csv", get(requests::export))
         .route("/admin/v1/rules", get(rules::get).put(rules::put))
         .route("/admin/v1/rules/validate", post(rules::validate))
         .route("/admin/v1/rules/dry-run", post(rules::dry_run))

@@ -39,13 +39,16 @@ fn sample_request() -> Arc<PolicyRequest> {
         method: "SMOKE".into(),
         route: "/v1/smoke".into(),
         path: "/v1/smoke".into(),
+        query: None,
         module: "smoke".into(),
         operation: Operation::Read,
         headers: Default::default(),
         client_ip: "127.0.0.1".into(),
         origin: None,
         scheme: "http",
+        https: false,
         time_ms: 0,
+        request_id: String::new(),
     })
 }
 
@@ -63,6 +66,8 @@ fn sample_key() -> KeyRef {
             ip_restricted: false,
             expires_at: None,
             revoked_at: None,
+            signing_key: None,
+            require_signature: false,
             last_used: Default::default(),
         }),
         settings: Arc::new(TenantSettings::default()),

@@ -34,6 +34,14 @@ pub struct NewKey {
     pub ip_allowlist: Vec<String>,
     /// Absent: the tenant's default key expiration; 0: never.
     pub expires_in_days: Option<i64>,
+    /// The Ed25519 public key the owner signs requests with (RFC 9421): a PEM `PUBLIC KEY` or
+    /// the 32 bytes in base64.
+    #[schema(value_type = Option<String>)]
+    #[serde(default)]
+    pub signing_public_key: Option<String>,
+    /// Refuse this key's unsigned requests even where the tenant does not require signatures.
+    #[serde(default)]
+    pub require_signature: bool,
 }
 
 /// What an admin may change on a key; absent fields are kept.
@@ -47,6 +55,10 @@ pub struct KeyUpdate {
     /// Replaces all five limits; null values fall back to the tenant's defaults.
     pub rate_limits: Option<Limits>,
     pub ip_allowlist: Option<Vec<String>>,
+    /// A new signing public key; null removes it.
+    #[schema(value_type = Option<String>)]
+    pub signing_public_key: Option<Option<String>>,
+    pub require_signature: Option<bool>,
 }
 
 fn parse_grants(input: Input<'_>, e: &mut Errors) -> Grants {
@@ -61,6 +73,21 @@ fn parse_grants(input: Input<'_>, e: &mut Errors) -> Grants {
         }
     }
     grants
+}
+
+/// `signing_public_key`: absent (`None`), null (`Some(None)`) or a key, stored as base64.
+fn parse_signing_key(body: &Value, input: &Input<'_>, e: &mut Errors) -> Option<Option<String>> {
+    if body.get("signing_public_key").is_some_and(Value::is_null) {
+        return Some(None);
+    }
+    let text = input.string("signing_public_key", Need::Optional, 1, 2000, e)?;
+    match angage_core::signing::parse_public_key(&text) {
+        Ok(key) => Some(Some(angage_core::signing::encode_public_key(&key))),
+        Err(why) => {
+            e.push("signing_public_key", why);
+            None
+        }
+    }
 }
 
 fn parse_allowlist(input: &Input<'_>, e: &mut Errors) -> Option<Vec<String>> {
@@ -93,6 +120,8 @@ impl NewKey {
                 "rate_limits",
                 "ip_allowlist",
                 "expires_in_days",
+                "signing_public_key",
+                "require_signature",
             ],
             &mut e,
         );
@@ -109,6 +138,11 @@ impl NewKey {
         let rate_limits = input.object("rate_limits", Need::Optional, &mut e, Limits::parse);
         let ip_allowlist = parse_allowlist(&input, &mut e);
         let expires_in_days = input.int("expires_in_days", Need::Optional, 0, 3650, &mut e);
+        let signing_public_key = parse_signing_key(body, &input, &mut e).flatten();
+        let require_signature = input.boolean("require_signature", Need::Optional, &mut e);
+        if require_signature == Some(true) && signing_public_key.is_none() {
+            e.push("require_signature", "needs a `signing_public_key` to verify the signatures with");
+        }
         e.finish(|| Self {
             name: name.unwrap_or_default(),
             description,
@@ -118,6 +152,8 @@ impl NewKey {
             rate_limits: rate_limits.unwrap_or_default(),
             ip_allowlist: ip_allowlist.unwrap_or_default(),
             expires_in_days,
+            signing_public_key,
+            require_signature: require_signature.unwrap_or(false),
         })
     }
 }
@@ -126,7 +162,19 @@ impl KeyUpdate {
     pub fn parse(body: &Value) -> Result<Self, Vec<FieldError>> {
         let mut e = Errors::default();
         let Some(input) = Input::root(body, &mut e) else { return Err(e.0) };
-        input.known(&["name", "description", "scope", "grants", "rate_limits", "ip_allowlist"], &mut e);
+        input.known(
+            &[
+                "name",
+                "description",
+                "scope",
+                "grants",
+                "rate_limits",
+                "ip_allowlist",
+                "signing_public_key",
+                "require_signature",
+            ],
+            &mut e,
+        );
         let update = Self {
             name: input.string("name", Need::Optional, 1, 100, &mut e),
             description: input.string("description", Need::Optional, 0, 500, &mut e),
@@ -134,6 +182,8 @@ impl KeyUpdate {
             grants: input.object("grants", Need::Optional, &mut e, parse_grants),
             rate_limits: input.object("rate_limits", Need::Optional, &mut e, Limits::parse),
             ip_allowlist: parse_allowlist(&input, &mut e),
+            signing_public_key: parse_signing_key(body, &input, &mut e),
+            require_signature: input.boolean("require_signature", Need::Optional, &mut e),
         };
         e.finish(|| update)
     }

@@ -53,6 +53,10 @@ pub struct KeyView {
     pub revoked_at: Option<String>,
     /// The key that replaced this one.
     pub rotated_to: Option<String>,
+    /// The Ed25519 public key the owner signs requests with (base64 of its 32 bytes).
+    pub signing_public_key: Option<String>,
+    /// Whether this key's requests must be signed whatever the tenant's switch says.
+    pub require_signature: bool,
 }
 
 /// A key just created or rotated: the only time the secret is shown.
@@ -86,10 +90,13 @@ struct Row {
     last_used_at: Option<i64>,
     revoked_at: Option<i64>,
     rotated_to: Option<String>,
+    signing_public_key: Option<String>,
+    require_signature: i64,
 }
 
 const COLUMNS: &str = "id, name, description, environment, display_prefix, scope, grants, per_second, per_minute, \
-    per_hour, per_day, burst, ip_allowlist, expires_at, created_by, created_at, last_used_at, revoked_at, rotated_to";
+    per_hour, per_day, burst, ip_allowlist, expires_at, created_by, created_at, last_used_at, revoked_at, rotated_to, \
+    signing_public_key, require_signature";
 
 impl Row {
     fn limits(&self) -> Limits {
@@ -116,6 +123,8 @@ impl Row {
             prefix: self.display_prefix,
             created_by: self.created_by,
             rotated_to: self.rotated_to,
+            signing_public_key: self.signing_public_key,
+            require_signature: self.require_signature != 0,
         }
     }
 }
@@ -189,8 +198,9 @@ async fn insert(
     let [per_second, per_minute, per_hour, per_day, burst] = columns_of(&new.rate_limits);
     sqlx::query(
         "INSERT INTO api_keys (id, tenant_id, digest, version, updated_at, name, description, environment, display_prefix, scope, grants, \
-         per_second, per_minute, per_hour, per_day, burst, ip_allowlist, expires_at, created_by, created_at) \
-         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4)",
+         per_second, per_minute, per_hour, per_day, burst, ip_allowlist, expires_at, created_by, created_at, \
+         signing_public_key, require_signature) \
+         VALUES ($1, $2, $3, 1, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $4, $19, $20)",
     )
         .bind(id)
         .bind(&tenant.0)
@@ -210,6 +220,8 @@ async fn insert(
         .bind(serde_json::to_string(&new.ip_allowlist).unwrap_or_default())
         .bind(expires_at)
         .bind(created_by)
+        .bind(&new.signing_public_key)
+        .bind(i64::from(new.require_signature))
         .execute(&mut *conn)
         .await?;
     Ok(secret)
@@ -316,10 +328,20 @@ pub async fn update(
         serde_json::from_str(&current.ip_allowlist).unwrap_or(Value::Null),
         json!(allowlist),
     );
+    let signing_key = change.signing_public_key.clone().unwrap_or_else(|| current.signing_public_key.clone());
+    let require_signature = change.require_signature.unwrap_or(current.require_signature != 0);
+    if require_signature && signing_key.is_none() {
+        return Err(ResourceError::invalid(
+            "require_signature",
+            "needs a `signing_public_key` to verify the signatures with",
+        ));
+    }
+    note("signing_public_key", json!(current.signing_public_key), json!(signing_key));
+    note("require_signature", json!(current.require_signature != 0), json!(require_signature));
     sqlx::query(
         "UPDATE api_keys SET name = $1, description = $2, scope = $3, grants = $4, per_second = $5, per_minute = $6, \
-         per_hour = $7, per_day = $8, burst = $9, ip_allowlist = $10, version = version + 1, updated_at = $11 \
-         WHERE tenant_id = $12 AND id = $13",
+         per_hour = $7, per_day = $8, burst = $9, ip_allowlist = $10, version = version + 1, updated_at = $11, \
+         signing_public_key = $14, require_signature = $15 WHERE tenant_id = $12 AND id = $13",
     )
     .bind(change.name.unwrap_or(current.name))
     .bind(change.description.or(current.description))
@@ -334,6 +356,8 @@ pub async fn update(
     .bind(now)
     .bind(&tenant.0)
     .bind(id)
+    .bind(&signing_key)
+    .bind(i64::from(require_signature))
     .execute(&mut *tx)
     .await?;
     audit::record(
@@ -413,6 +437,9 @@ pub async fn rotate(
         rate_limits: current.limits(),
         ip_allowlist: serde_json::from_str(&current.ip_allowlist).unwrap_or_default(),
         expires_in_days: None,
+        // The owner's signing key belongs to the integration, not the secret: it carries over.
+        signing_public_key: current.signing_public_key.clone(),
+        require_signature: current.require_signature != 0,
     };
     let new_id = new_id("key");
     let old_expiry = match current.expires_at {
@@ -504,6 +531,8 @@ struct LookupRow {
     ip_allowlist: String,
     expires_at: Option<i64>,
     revoked_at: Option<i64>,
+    signing_public_key: Option<String>,
+    require_signature: i64,
 }
 
 /// The request path's lookup (a cache miss): the key and its tenant's slug. The tenant's
@@ -511,7 +540,7 @@ struct LookupRow {
 pub async fn lookup(db: &Db, digest: &str) -> std::result::Result<Option<KeyRecord>, sqlx::Error> {
     let row: Option<LookupRow> = sqlx::query_as(
         "SELECT k.id, k.tenant_id, t.slug, k.name, k.environment, k.grants, k.per_second, k.per_minute, k.per_hour, \
-         k.per_day, k.burst, k.ip_allowlist, k.expires_at, k.revoked_at \
+         k.per_day, k.burst, k.ip_allowlist, k.expires_at, k.revoked_at, k.signing_public_key, k.require_signature \
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.digest = $1",
     )
     .bind(digest)
@@ -531,6 +560,12 @@ pub async fn lookup(db: &Db, digest: &str) -> std::result::Result<Option<KeyReco
             ip_restricted,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            // A stored key that does not read back is no key: a signed request then fails.
+            signing_key: r
+                .signing_public_key
+                .as_deref()
+                .and_then(|k| angage_core::signing::parse_public_key(k).ok()),
+            require_signature: r.require_signature != 0,
             last_used: std::sync::atomic::AtomicI64::new(0),
         }
     }))

@@ -7,6 +7,7 @@
 
 pub mod histogram;
 pub mod query;
+pub mod requests;
 mod spool;
 
 use std::collections::HashMap;
@@ -45,6 +46,17 @@ pub struct UsageRecord {
     pub latency_us: u64,
     pub tags: Vec<(String, String)>,
     pub at_ms: i64,
+    /// What the request log shows of the request.
+    #[serde(default)]
+    pub line: requests::RequestLine,
+    /// Whether the raw event is kept (the request log); the rollups count every event.
+    #[serde(default = "kept")]
+    pub keep_raw: bool,
+}
+
+/// Events spooled before the request log kept their raw rows all.
+fn kept() -> bool {
+    true
 }
 
 /// What a usage record may hold: its fields come from clients and plugins, and are kept for
@@ -78,12 +90,13 @@ impl UsageRecord {
             clip(k, 64);
             clip(v, MAX_TAG_VALUE);
         }
+        self.line = self.line.bounded();
         self
     }
 }
 
 /// At most `max` characters, NUL and other control characters shown as `\u{fffd}`.
-fn bounded_text(s: &str, max: usize) -> String {
+pub(crate) fn bounded_text(s: &str, max: usize) -> String {
     if s.len() <= max && !s.chars().any(char::is_control) {
         return s.to_owned();
     }
@@ -119,6 +132,7 @@ pub struct UsageSink {
     tx: mpsc::Sender<Msg>,
     stats: Arc<Stats>,
     in_flight: Arc<InFlight>,
+    sample: Arc<requests::Sample>,
 }
 
 /// Requests whose usage event is still being built (enrich-usage runs after the response).
@@ -169,7 +183,14 @@ const SPOOL_WINDOW: Duration = Duration::from_millis(20);
 impl UsageSink {
     /// Writes what the spool in `spool_dir` holds beyond what the store has (a crash left it),
     /// then starts the spool and writer tasks.
-    pub async fn start(db: Db, capacity: usize, spool_dir: &Path) -> Result<Self, UsageError> {
+    /// `success_sample_rate`: the share of successes whose raw event is kept when the tenant
+    /// does not log every request.
+    pub async fn start(
+        db: Db,
+        capacity: usize,
+        spool_dir: &Path,
+        success_sample_rate: f64,
+    ) -> Result<Self, UsageError> {
         let node = spool::Spool::node(spool_dir)?;
         let mark: Option<(i64,)> = sqlx::query_as("SELECT seq FROM usage_spool_marks WHERE node = $1")
             .bind(&node)
@@ -195,7 +216,8 @@ impl UsageSink {
         let node = spool.node.clone();
         tokio::spawn(spooler(spool, rx, spooled_tx));
         tokio::spawn(writer(db, spooled_rx, stats.clone(), node, committed));
-        Ok(Self { tx, stats, in_flight: Arc::default() })
+        let sample = Arc::new(requests::Sample::new(success_sample_rate));
+        Ok(Self { tx, stats, in_flight: Arc::default(), sample })
     }
 
     /// Announces an event that will be recorded shortly.
@@ -204,8 +226,12 @@ impl UsageSink {
         Ticket(self.in_flight.clone())
     }
 
-    /// Queues an event; when the buffer is full the event is dropped and counted.
-    pub fn record(&self, event: UsageRecord) {
+    /// Queues an event; when the buffer is full the event is dropped and counted. An event not
+    /// kept for the request log may still be kept as part of the successes' sample.
+    pub fn record(&self, mut event: UsageRecord) {
+        if !event.keep_raw {
+            event.keep_raw = self.sample.take();
+        }
         match self.tx.try_send(Msg::Event(Box::new(event.bounded()))) {
             Ok(()) => {
                 self.stats.accepted.fetch_add(1, Ordering::Relaxed);
@@ -401,6 +427,8 @@ async fn write_bisecting(
     Ok(())
 }
 
+/// Columns of a raw event row.
+const COLUMNS: usize = 18;
 const MINUTE_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 
@@ -468,27 +496,31 @@ async fn write(db: &Db, batch: &[UsageRecord], spooled: Option<(&str, u64)>) -> 
         .execute(&mut *tx)
         .await?;
     }
-    // Raw events, many rows per statement (12 parameters a row keeps well under the limits).
+    // Raw events, many rows per statement (18 parameters a row keeps well under the limits).
     // A request no tenant's key named (no key, a made-up one) is counted, not kept: it would
     // belong to nobody's dashboard and only fill the table.
-    let attributed: Vec<&UsageRecord> = batch.iter().filter(|e| e.tenant_id.is_some()).collect();
-    let unattributed = batch.len() - attributed.len();
+    // Only the events the request log keeps (every one of a tenant that logs all requests,
+    // else errors and the successes' sample) are written raw; the rollups above count all.
+    let attributed = batch.iter().filter(|e| e.tenant_id.is_some()).count();
+    let unattributed = batch.len() - attributed;
     if unattributed > 0 {
         metrics::counter!("angage_usage_unattributed_total").increment(unattributed as u64);
     }
-    for chunk in attributed.chunks(80) {
+    let kept: Vec<&UsageRecord> = batch.iter().filter(|e| e.tenant_id.is_some() && e.keep_raw).collect();
+    for chunk in kept.chunks(60) {
         let mut sql = String::from(
             "INSERT INTO usage_events (id, tenant_id, key_id, endpoint, module, status, status_class, error_code, \
-             latency_us, tags, created_at, error_detail) VALUES ",
+             latency_us, tags, created_at, error_detail, method, path, client_ip, user_agent, request_id, client_id) \
+             VALUES ",
         );
         let mut args = sqlx::any::AnyArguments::default();
         for (i, e) in chunk.iter().enumerate() {
-            let base = i * 12;
+            let base = i * COLUMNS;
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push('(');
-            for p in 1..=12 {
+            for p in 1..=COLUMNS {
                 if p > 1 {
                     sql.push_str(", ");
                 }
@@ -515,6 +547,12 @@ async fn write(db: &Db, batch: &[UsageRecord], spooled: Option<(&str, u64)>) -> 
             let _ = args.add(Value::Object(tags).to_string());
             let _ = args.add(e.at_ms);
             let _ = args.add(e.error_detail.clone());
+            let _ = args.add(e.line.method.clone());
+            let _ = args.add(e.line.path.clone());
+            let _ = args.add(e.line.client_ip.clone());
+            let _ = args.add(e.line.user_agent.clone());
+            let _ = args.add(e.line.request_id.clone());
+            let _ = args.add(e.line.client_id.clone());
         }
         sqlx::query_with(sqlx::AssertSqlSafe(sql), args).execute(&mut *tx).await?;
     }

@@ -440,7 +440,7 @@ pub async fn export_csv(db: &Db, tenant: &TenantId, period: Period) -> Result<St
 }
 
 /// Quotes a CSV field when needed, and defuses spreadsheet formulas.
-fn csv(field: &str) -> String {
+pub(crate) fn csv(field: &str) -> String {
     let field = if field.starts_with(['=', '+', '-', '@']) { format!("'{field}") } else { field.to_owned() };
     if field.contains([',', '"', '\n']) { format!("\"{}\"", field.replace('"', "\"\"")) } else { field }
 }

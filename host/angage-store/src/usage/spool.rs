@@ -181,6 +181,8 @@ mod tests {
             latency_us: 1,
             tags: vec![("rule".into(), "default@v1".into())],
             at_ms: 0,
+            line: Default::default(),
+            keep_raw: true,
         }
     }
 

@@ -5,6 +5,7 @@
 mod admins;
 mod manage;
 mod plugins;
+mod sign;
 mod store;
 mod webhooks;
 
@@ -80,6 +81,9 @@ pub enum Command {
     /// Add, list, change and remove webhook endpoints; read their deliveries.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Print the RFC 9421 signature headers for one request (for curl), signed with an
+    /// Ed25519 private key that stays on this machine.
+    Sign(sign::Sign),
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +127,11 @@ impl Cli {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    // Signing needs no configuration (and must not read the caller's `ANGAGE_*` variables as
+    // configuration keys).
+    if let Some(Command::Sign(cmd)) = cli.command {
+        return sign::run(cmd);
+    }
     let loaded = cli.sources().load()?;
     match cli.command {
         Some(Command::Config(ConfigCommand::Show)) => {
@@ -136,7 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Keys(cmd)) => runtime()?.block_on(manage::keys(loaded, cmd)),
         Some(Command::Plugins(cmd)) => runtime()?.block_on(plugins::run(loaded, cmd)),
         Some(Command::Webhooks(cmd)) => runtime()?.block_on(webhooks::run(loaded, cmd)),
-        Some(Command::Serve) | None => runtime()?.block_on(serve(loaded)),
+        Some(Command::Sign(_)) | Some(Command::Serve) | None => runtime()?.block_on(serve(loaded)),
     }
 }
 
@@ -159,7 +168,8 @@ async fn serve(loaded: Loaded) -> anyhow::Result<()> {
     let addr = app.local_addr();
     tracing::info!(%addr, profile = %loaded.profile, "listening");
     if let Some(banner) = &app.banner {
-        println!("{}", banner.render(&format!("http://{addr}")));
+        let scheme = if app.state().tls.is_some() { "https" } else { "http" };
+        println!("{}", banner.render(&format!("{scheme}://{addr}")));
     }
     app.serve(shutdown_signal()).await
 }
