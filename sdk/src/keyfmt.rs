@@ -1,5 +1,6 @@
 //! The API key format: `ak_live_` or `ak_test_` + 40 base62 characters, the last 6 a base62
-//! CRC32 of everything before them. Checking it costs nothing and refuses mistyped or made-up
+//! CRC32 of everything before them. OAuth access tokens (`at_live_`, `at_test_`) have the same
+//! shape, so an authenticator that checks keys checks tokens alike. Checking it costs nothing and refuses mistyped or made-up
 //! keys before the host is asked to look one up.
 
 /// Base62 digits in the order the checksum uses.
@@ -23,7 +24,7 @@ pub enum KeyFormatError {
 impl std::fmt::Display for KeyFormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Prefix => "an API key starts with ak_live_ or ak_test_",
+            Self::Prefix => "an API key starts with ak_live_ or ak_test_ (an OAuth access token with at_live_ or at_test_)",
             Self::Length => "an API key has 40 letters and digits after its prefix",
             Self::Checksum => "the API key's checksum does not match; it was mistyped or made up",
         })
@@ -32,12 +33,17 @@ impl std::fmt::Display for KeyFormatError {
 
 impl std::error::Error for KeyFormatError {}
 
+/// The prefixes of API keys and of OAuth access tokens.
+pub const PREFIXES: [&str; 4] = ["ak_live_", "ak_test_", "at_live_", "at_test_"];
+
+/// Whether a well-formed credential is an OAuth access token rather than an API key.
+pub fn is_token(text: &str) -> bool {
+    text.starts_with("at_")
+}
+
 /// Checks prefix, length, alphabet and checksum.
 pub fn check(text: &str) -> Result<(), KeyFormatError> {
-    let body = text
-        .strip_prefix("ak_live_")
-        .or_else(|| text.strip_prefix("ak_test_"))
-        .ok_or(KeyFormatError::Prefix)?;
+    let body = PREFIXES.iter().find_map(|p| text.strip_prefix(p)).ok_or(KeyFormatError::Prefix)?;
     if body.len() != BODY_LEN || !body.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(KeyFormatError::Length);
     }

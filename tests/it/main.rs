@@ -14,6 +14,7 @@ mod health;
 mod helpers;
 mod integrity;
 mod nodes;
+mod oauth;
 mod openapi;
 mod plugins;
 mod race;

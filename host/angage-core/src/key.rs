@@ -146,6 +146,9 @@ pub struct KeyRecord {
     pub signing_key: Option<[u8; 32]>,
     /// Whether every request with this key must be signed, whatever the tenant's switch says.
     pub require_signature: bool,
+    /// An OAuth access token rather than an API key: `id` is then its client's id (limits and
+    /// usage are the client's) and the tenant's OAuth switch must be on.
+    pub oauth: bool,
     /// Last use not yet written to the store (0: none); the store's key cache aggregates it.
     pub last_used: AtomicI64,
 }

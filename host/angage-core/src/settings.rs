@@ -42,6 +42,12 @@ pub struct Security {
     pub log_all_requests: bool,
     /// Expiration given to new keys that do not choose one; null for never.
     pub default_key_expiration_days: Option<i64>,
+    /// "OAuth 2.0 (enterprise)": the tenant's OAuth clients may get access tokens, and `/v1`
+    /// accepts them. Off: the token endpoint refuses and issued tokens are refused.
+    pub oauth_enabled: bool,
+    /// "Token expiration": the lifetime of an access token, in minutes.
+    #[schema(example = 60)]
+    pub oauth_token_ttl_minutes: i64,
 }
 
 impl Default for TenantSettings {
@@ -64,6 +70,8 @@ impl Default for TenantSettings {
                 validate_request_signatures: false,
                 log_all_requests: false,
                 default_key_expiration_days: None,
+                oauth_enabled: false,
+                oauth_token_ttl_minutes: 60,
             },
             timezone: "UTC".into(),
         }
@@ -127,6 +135,8 @@ impl TenantSettings {
                     "validate_request_signatures",
                     "log_all_requests",
                     "default_key_expiration_days",
+                    "oauth_enabled",
+                    "oauth_token_ttl_minutes",
                 ],
                 e,
             );
@@ -147,6 +157,10 @@ impl TenantSettings {
                     .boolean("log_all_requests", Need::Optional, e)
                     .unwrap_or(c.log_all_requests),
                 default_key_expiration_days: expiration,
+                oauth_enabled: i.boolean("oauth_enabled", Need::Optional, e).unwrap_or(c.oauth_enabled),
+                oauth_token_ttl_minutes: i
+                    .int("oauth_token_ttl_minutes", Need::Optional, 5, 1440, e)
+                    .unwrap_or(c.oauth_token_ttl_minutes),
             }
         }) {
             next.security = s;

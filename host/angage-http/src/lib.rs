@@ -8,6 +8,7 @@ mod chart;
 mod console;
 mod docs;
 mod health;
+mod oauth;
 mod observe;
 mod origin;
 mod oversize;
@@ -32,7 +33,7 @@ use angage_store::tenants::cache::SettingsCache;
 use angage_store::usage::UsageSink;
 use axum::Router;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use observe::REQUEST_ID;
@@ -103,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/assets/swagger-ui-bundle.js", get(docs::swagger_js))
         .route("/docs/assets/swagger-ui.css", get(docs::swagger_css))
         .route("/docs/assets/start.js", get(docs::start_js))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/.well-known/oauth-authorization-server", get(oauth::metadata))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

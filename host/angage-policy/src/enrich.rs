@@ -118,7 +118,7 @@ fn record(usage: &UsageSink, x: Exchange, event: types::UsageEvent) {
             .get(http::header::USER_AGENT)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
         request_id: request.request_id.clone(),
-        client_id: None,
+        client_id: known.filter(|k| k.oauth).map(|k| k.id.clone()),
     };
     // Errors are always kept raw; successes when the tenant logs every request (else the
     // sink's sample decides).

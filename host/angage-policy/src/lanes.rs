@@ -204,7 +204,9 @@ async fn run_batch(ctx: &LaneCtx, jobs: Vec<Job>) {
     for (job, key) in jobs.into_iter().zip(keys) {
         match key {
             // Whatever authenticator runs, a revoked or expired key is never a caller.
-            Ok(Ok(key)) => match refusals::unusable(&key.key, job.request.time_ms) {
+            Ok(Ok(key)) => match refusals::unusable(&key.key, job.request.time_ms)
+                .or_else(|| refusals::oauth_off(&key))
+            {
                 Some(refusal) => job.refuse(None, refusal),
                 None => match signatures::check(&key, &job.request) {
                     Ok(Signed::NotNeeded) => authenticated.push(Authenticated { job, key }),

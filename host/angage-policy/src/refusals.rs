@@ -6,14 +6,27 @@ use angage_core::policy::{Refusal, Stage};
 
 /// 401 for a key no authenticator may admit: revoked, or past its expiry at `now`.
 pub(crate) fn unusable(key: &KeyRecord, now: i64) -> Option<Refusal> {
-    let (code, detail) = if key.revoked_at.is_some() {
-        ("revoked_api_key", "This API key has been revoked")
-    } else if key.expires_at.is_some_and(|t| t <= now) {
-        ("expired_api_key", "This API key has expired")
-    } else {
-        return None;
+    let revoked = key.revoked_at.is_some();
+    let (code, detail) = match (key.oauth, revoked) {
+        (_, false) if key.expires_at.is_none_or(|t| t > now) => return None,
+        (false, true) => ("revoked_api_key", "This API key has been revoked"),
+        (false, false) => ("expired_api_key", "This API key has expired"),
+        (true, true) => ("revoked_token", "This access token has been revoked"),
+        (true, false) => ("expired_token", "This access token has expired; request a new one"),
     };
     Some(Refusal { status: 401, code: code.into(), detail: detail.into(), retry_after: None })
+}
+
+/// 401 for an OAuth access token while its tenant has OAuth off, whatever the authenticator.
+pub(crate) fn oauth_off(key: &crate::plugins::KeyRef) -> Option<Refusal> {
+    (key.key.oauth && !key.settings.security.oauth_enabled).then(|| Refusal {
+        status: 401,
+        code: "oauth_disabled".into(),
+        detail:
+            "OAuth 2.0 is off for this tenant (its \"OAuth 2.0\" setting); access tokens are not accepted"
+                .into(),
+        retry_after: None,
+    })
 }
 
 /// 503 for a stage that failed (or, without a stage, a lane that stopped); logged, since the

@@ -8,6 +8,7 @@ mod circuit;
 pub mod db;
 mod failure;
 pub mod keys;
+pub mod oauth;
 pub mod plugins;
 pub mod resources;
 pub mod rules;

@@ -250,6 +250,11 @@ async fn janitor(state: AppState) {
             if let Err(e) = angage_store::changes::purge(&state.db, now).await {
                 tracing::warn!(error = %e, "cannot purge the change feed");
             }
+            match angage_store::oauth::tokens::purge(&state.db, now).await {
+                Ok(n) if n > 0 => tracing::info!(removed = n, "purged OAuth access tokens expired a day ago"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot purge expired OAuth access tokens"),
+            }
             match angage_store::usage::retain(&state.db, &state.settings.usage, now).await {
                 Ok(n) if n > 0 => tracing::info!(removed = n, "removed usage data past its retention"),
                 Ok(_) => {}

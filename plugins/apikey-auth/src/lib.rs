@@ -83,12 +83,24 @@ fn client(request: &Request, cfg: &Config) -> (Option<IpAddr>, String) {
     (ip, scheme.unwrap_or_else(|| request.scheme()))
 }
 
-fn check_key(key: &Key, state: &KeyState, request: &Request, cfg: &Config) -> Result<(), Denial> {
+fn check_key(
+    key: &Key,
+    state: &KeyState,
+    request: &Request,
+    cfg: &Config,
+    token: bool,
+) -> Result<(), Denial> {
     if state.revoked {
-        return Err(deny(401, "revoked_api_key", "This API key has been revoked"));
+        return Err(match token {
+            true => deny(401, "revoked_token", "This access token has been revoked"),
+            false => deny(401, "revoked_api_key", "This API key has been revoked"),
+        });
     }
     if state.expires_at_ms.is_some_and(|t| t <= host::now_ms()) {
-        return Err(deny(401, "expired_api_key", "This API key has expired"));
+        return Err(match token {
+            true => deny(401, "expired_token", "This access token has expired; request a new one"),
+            false => deny(401, "expired_api_key", "This API key has expired"),
+        });
     }
     if !cfg.environments.contains(&state.environment) {
         return Err(deny(
@@ -140,7 +152,8 @@ impl Authenticator for ApiKeyAuth {
         let Some(key) = host::lookup_key(&presented) else {
             return Err(deny(401, "invalid_api_key", "Invalid API key: no such key"));
         };
-        check_key(&key, &key.state(), request, config())?;
+        // OAuth access tokens have the keys' shape; the host resolves them to their client.
+        check_key(&key, &key.state(), request, config(), keyfmt::is_token(&presented))?;
         Ok(key)
     }
 }

@@ -4,6 +4,7 @@
 mod admins;
 mod auth;
 mod keys;
+mod oauth_clients;
 pub mod openapi;
 mod operator;
 mod requests;
@@ -45,6 +46,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/v1/usage/chart.svg", get(usage::chart))
         .route("/admin/v1/errors", get(usage::errors))
         .route("/admin/v1/errors/recent", get(usage::recent))
+        .route("/admin/v1/oauth-clients", get(oauth_clients::list).post(oauth_clients::create))
+        .route("/admin/v1/oauth-clients/{id}", get(oauth_clients::get).put(oauth_clients::update))
+        .route("/admin/v1/oauth-clients/{id}/rotate-secret", post(oauth_clients::rotate))
+        .route("/admin/v1/oauth-clients/{id}/revoke", post(oauth_clients::revoke))
         .route("/admin/v1/requests", get(requests::list))
         .route("/admin/v1/requests/export.csv", get(requests::export))
         .route("/admin/v1/rules", get(rules::get).put(rules::put))

@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admins, auth, keys, operator, requests, rules, tenant, usage, webhooks};
+use super::{admins, auth, keys, oauth_clients, operator, requests, rules, tenant, usage, webhooks};
 use crate::ProblemBody;
 
 #[derive(OpenApi)]
@@ -27,6 +27,7 @@ use crate::ProblemBody;
         rules::get, rules::put, rules::validate, rules::dry_run, rules::versions, rules::rollback,
         usage::summary, usage::endpoints, usage::keys, usage::latency, usage::errors, usage::recent, usage::export, usage::chart,
         requests::list, requests::export,
+        oauth_clients::create, oauth_clients::list, oauth_clients::get, oauth_clients::update, oauth_clients::rotate, oauth_clients::revoke,
         admins::list, admins::get, admins::create, admins::update, admins::delete, admins::reset_password,
         admins::list_tokens, admins::create_token, admins::revoke_token,
         webhooks::event_types, webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,

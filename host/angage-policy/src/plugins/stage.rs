@@ -68,6 +68,7 @@ fn sample_key() -> KeyRef {
             revoked_at: None,
             signing_key: None,
             require_signature: false,
+            oauth: false,
             last_used: Default::default(),
         }),
         settings: Arc::new(TenantSettings::default()),

@@ -93,7 +93,13 @@ impl KeyCache {
             Err(digest) => {
                 self.misses.increment(1);
                 let generation = self.generation();
-                let record = store::lookup(db, &hex::encode(digest)).await?.map(Arc::new);
+                let digest_hex = hex::encode(digest);
+                let record = if angage_plugin_sdk::keyfmt::is_token(presented) {
+                    crate::oauth::tokens::lookup(db, &digest_hex).await?
+                } else {
+                    store::lookup(db, &digest_hex).await?
+                };
+                let record = record.map(Arc::new);
                 self.insert(digest, record.clone(), now, generation);
                 Ok(self.found(record, now))
             }

@@ -33,8 +33,21 @@ impl ApiKey {
         Self(text)
     }
 
+    /// A new random OAuth access token for `env` (`at_live_`, `at_test_`).
+    pub fn generate_token(env: Environment) -> Self {
+        let key = Self::generate(env);
+        let text = format!("at_{}", &key.0[3..key.0.len() - CHECK_LEN]);
+        let check = keyfmt::checksum(&text);
+        Self(text + &check)
+    }
+
+    /// Whether this is an OAuth access token rather than an API key.
+    pub fn is_token(&self) -> bool {
+        keyfmt::is_token(&self.0)
+    }
+
     pub fn environment(&self) -> Environment {
-        if self.0.starts_with("ak_live_") { Environment::Live } else { Environment::Test }
+        if self.0[3..].starts_with("live_") { Environment::Live } else { Environment::Test }
     }
 
     /// What lists show: `ak_live_8x7y...`.

@@ -566,6 +566,7 @@ pub async fn lookup(db: &Db, digest: &str) -> std::result::Result<Option<KeyReco
                 .as_deref()
                 .and_then(|k| angage_core::signing::parse_public_key(k).ok()),
             require_signature: r.require_signature != 0,
+            oauth: false,
             last_used: std::sync::atomic::AtomicI64::new(0),
         }
     }))

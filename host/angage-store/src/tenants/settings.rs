@@ -19,6 +19,8 @@ struct Row {
     log_all_requests: i64,
     default_key_expiration_days: Option<i64>,
     timezone: String,
+    oauth_enabled: i64,
+    oauth_token_ttl_minutes: i64,
 }
 
 impl From<Row> for TenantSettings {
@@ -42,6 +44,8 @@ impl From<Row> for TenantSettings {
                 validate_request_signatures: r.validate_signatures != 0,
                 log_all_requests: r.log_all_requests != 0,
                 default_key_expiration_days: r.default_key_expiration_days,
+                oauth_enabled: r.oauth_enabled != 0,
+                oauth_token_ttl_minutes: r.oauth_token_ttl_minutes,
             },
             timezone: r.timezone,
         }
@@ -49,7 +53,8 @@ impl From<Row> for TenantSettings {
 }
 
 pub const COLUMNS: &str = "per_second, per_minute, per_hour, per_day, burst, burst_window_seconds, send_retry_after, \
-    send_rate_limit_headers, require_https, validate_signatures, log_all_requests, default_key_expiration_days, timezone";
+    send_rate_limit_headers, require_https, validate_signatures, log_all_requests, default_key_expiration_days, timezone, \
+    oauth_enabled, oauth_token_ttl_minutes";
 
 /// Inserts the default settings for a new tenant.
 pub async fn seed(conn: &mut sqlx::AnyConnection, tenant: &TenantId, now: i64) -> Result<(), sqlx::Error> {
@@ -72,13 +77,13 @@ pub async fn write(
 ) -> Result<(), sqlx::Error> {
     let sql = if insert {
         format!(
-            "INSERT INTO tenant_settings ({COLUMNS}, tenant_id, version, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1, $15)"
+            "INSERT INTO tenant_settings ({COLUMNS}, tenant_id, version, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $16, $17, $14, 1, $15)"
         )
     } else {
         "UPDATE tenant_settings SET per_second = $1, per_minute = $2, per_hour = $3, per_day = $4, burst = $5, \
          burst_window_seconds = $6, send_retry_after = $7, send_rate_limit_headers = $8, require_https = $9, \
          validate_signatures = $10, log_all_requests = $11, default_key_expiration_days = $12, timezone = $13, \
-         version = version + 1, updated_at = $15 WHERE tenant_id = $14"
+         oauth_enabled = $16, oauth_token_ttl_minutes = $17, version = version + 1, updated_at = $15 WHERE tenant_id = $14"
             .to_owned()
     };
     let l = &s.rate_limits;
@@ -101,6 +106,8 @@ pub async fn write(
         .bind(&s.timezone)
         .bind(&tenant.0)
         .bind(now)
+        .bind(i64::from(sec.oauth_enabled))
+        .bind(sec.oauth_token_ttl_minutes)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -4,6 +4,7 @@
 
 mod admins;
 mod manage;
+mod oauth;
 mod plugins;
 mod sign;
 mod store;
@@ -81,6 +82,9 @@ pub enum Command {
     /// Add, list, change and remove webhook endpoints; read their deliveries.
     #[command(subcommand)]
     Webhooks(webhooks::WebhooksCommand),
+    /// Create, list, rotate and revoke OAuth 2.0 clients (client credentials).
+    #[command(subcommand)]
+    OauthClients(oauth::OAuthClientsCommand),
     /// Print the RFC 9421 signature headers for one request (for curl), signed with an
     /// Ed25519 private key that stays on this machine.
     Sign(sign::Sign),
@@ -145,6 +149,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Keys(cmd)) => runtime()?.block_on(manage::keys(loaded, cmd)),
         Some(Command::Plugins(cmd)) => runtime()?.block_on(plugins::run(loaded, cmd)),
         Some(Command::Webhooks(cmd)) => runtime()?.block_on(webhooks::run(loaded, cmd)),
+        Some(Command::OauthClients(cmd)) => runtime()?.block_on(oauth::run(loaded, cmd)),
         Some(Command::Sign(_)) | Some(Command::Serve) | None => runtime()?.block_on(serve(loaded)),
     }
 }

@@ -1,0 +1,244 @@
+//! The OAuth 2.0 authorization server's endpoints: the token endpoint (client credentials,
+//! RFC 6749 §4.4, errors as §5.2), introspection (RFC 7662), revocation (RFC 7009) and the
+//! discovery metadata (RFC 8414). Clients authenticate with HTTP Basic or form fields.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::AppState;
+use angage_core::key::MODULES;
+use angage_store::oauth::tokens::{self, Credentials, TokenError};
+
+/// An RFC 6749 §5.2 error.
+pub(crate) struct OAuthError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+}
+
+fn error(status: StatusCode, code: &'static str, description: impl Into<String>) -> OAuthError {
+    OAuthError { status, code, description: description.into() }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.code, "error_description": self.description});
+        let mut response = (self.status, Json(body)).into_response();
+        no_store(response.headers_mut());
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"angage\""));
+        }
+        response
+    }
+}
+
+fn no_store(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+fn token_error(e: TokenError) -> OAuthError {
+    match e {
+        TokenError::InvalidClient(d) => error(StatusCode::UNAUTHORIZED, "invalid_client", d),
+        TokenError::Db(e) => {
+            tracing::error!(error = %e, "the token endpoint could not reach the store");
+            error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "Retry later")
+        }
+        other => {
+            let code = other.code();
+            error(StatusCode::BAD_REQUEST, code, other.to_string())
+        }
+    }
+}
+
+/// A form body: each parameter at most once (RFC 6749 §3.2).
+fn form(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, OAuthError> {
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "send the parameters as application/x-www-form-urlencoded",
+        ));
+    }
+    let mut out = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        if out.insert(k.clone().into_owned(), v.into_owned()).is_some() {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("`{k}` is given more than once"),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The client's credentials: HTTP Basic (each part form-encoded, §2.3.1) or `client_id` and
+/// `client_secret` in the form, not both.
+fn credentials(headers: &HeaderMap, form: &HashMap<String, String>) -> Result<(String, String), OAuthError> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "));
+    let in_form = (form.get("client_id"), form.get("client_secret"));
+    match (basic, in_form) {
+        (Some(_), (Some(_), _) | (_, Some(_))) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "authenticate the client one way: HTTP Basic or form fields, not both",
+        )),
+        (Some(b), _) => {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+                .and_then(|d| String::from_utf8(d).ok());
+            let pair = decoded.as_deref().and_then(|d| d.split_once(':'));
+            let decode = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned())
+            };
+            match pair.and_then(|(id, secret)| Some((decode(id)?, decode(secret)?))) {
+                Some(pair) => Ok(pair),
+                None => Err(error(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_client",
+                    "the Basic credentials cannot be read",
+                )),
+            }
+        }
+        (None, (Some(id), Some(secret))) => Ok((id.clone(), secret.clone())),
+        (None, _) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "authenticate the client with HTTP Basic, or client_id and client_secret",
+        )),
+    }
+}
+
+/// `POST /oauth/token`
+pub(crate) async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = match form(&headers, &body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let (id, secret) = match credentials(&headers, &form) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {}
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                format!("`{other}` is not supported; use client_credentials"),
+            )
+            .into_response();
+        }
+        None => {
+            return error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required")
+                .into_response();
+        }
+    }
+    let c = Credentials { client_id: &id, secret: &secret };
+    let issued = tokens::issue(
+        &state.db,
+        state.keys.pepper(),
+        &c,
+        form.get("scope").map(String::as_str),
+        form.get("environment").map(String::as_str),
+        state.clock.now_ms(),
+    )
+    .await;
+    match issued {
+        Ok(issued) => {
+            let mut response = Json(issued).into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(e) => token_error(e).into_response(),
+    }
+}
+
+/// `POST /oauth/introspect`
+pub(crate) async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = match form(&headers, &body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let (id, secret) = match credentials(&headers, &form) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let Some(token) = form.get("token") else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "token is required").into_response();
+    };
+    let c = Credentials { client_id: &id, secret: &secret };
+    match tokens::introspect(&state.db, state.keys.pepper(), &c, token, state.clock.now_ms()).await {
+        Ok(answer) => {
+            let mut response = Json(answer).into_response();
+            no_store(response.headers_mut());
+            response
+        }
+        Err(e) => token_error(e).into_response(),
+    }
+}
+
+/// `POST /oauth/revoke`
+pub(crate) async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = match form(&headers, &body) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let (id, secret) = match credentials(&headers, &form) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let Some(token) = form.get("token") else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request", "token is required").into_response();
+    };
+    let c = Credentials { client_id: &id, secret: &secret };
+    match tokens::revoke(&state.db, state.keys.pepper(), &c, token, state.clock.now_ms()).await {
+        Ok(revoked) => {
+            if let Some(client) = revoked {
+                state.keys.invalidate_key(&client);
+            }
+            StatusCode::OK.into_response()
+        }
+        Err(e) => token_error(e).into_response(),
+    }
+}
+
+/// `GET /.well-known/oauth-authorization-server`: what this server implements, no more.
+pub(crate) async fn metadata(headers: HeaderMap, State(state): State<AppState>) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if state.tls.is_some() { "https" } else { "http" };
+    let issuer = format!("{scheme}://{host}");
+    let scopes: Vec<String> =
+        MODULES.iter().flat_map(|m| [format!("{m}:read"), format!("{m}:write")]).collect();
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "introspection_endpoint": format!("{issuer}/oauth/introspect"),
+        "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+        "grant_types_supported": ["client_credentials"],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": scopes,
+    }))
+    .into_response()
+}
