@@ -104,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/assets/swagger-ui-bundle.js", get(docs::swagger_js))
         .route("/docs/assets/swagger-ui.css", get(docs::swagger_css))
         .route("/docs/assets/start.js", get(docs::start_js))
+        .route("/oauth/authorize", get(oauth::authorize_start))
         .route("/oauth/token", post(oauth::token))
         .route("/oauth/introspect", post(oauth::introspect))
         .route("/oauth/revoke", post(oauth::revoke))

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::AppState;
 use angage_core::key::MODULES;
+use angage_store::oauth::authorize::{self, AuthorizeError};
 use angage_store::oauth::tokens::{self, Credentials, TokenError};
 
 /// An RFC 6749 §5.2 error.
@@ -137,13 +138,39 @@ pub(crate) async fn token(State(state): State<AppState>, headers: HeaderMap, bod
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
-    match form.get("grant_type").map(String::as_str) {
-        Some("client_credentials") => {}
+    let c = Credentials { client_id: &id, secret: &secret };
+    let (pepper, now) = (state.keys.pepper(), state.clock.now_ms());
+    let field = |name: &str| form.get(name).map(String::as_str);
+    let issued = match field("grant_type") {
+        Some("client_credentials") => {
+            tokens::issue(&state.db, pepper, &c, field("scope"), field("environment"), now).await
+        }
+        Some("authorization_code") => match field("code") {
+            Some(code) => {
+                authorize::exchange_code(
+                    &state.db,
+                    pepper,
+                    &c,
+                    code,
+                    field("redirect_uri"),
+                    field("code_verifier"),
+                    now,
+                )
+                .await
+            }
+            None => Err(TokenError::InvalidRequest("code is required".into())),
+        },
+        Some("refresh_token") => match field("refresh_token") {
+            Some(refresh) => authorize::refresh(&state.db, pepper, &c, refresh, now).await,
+            None => Err(TokenError::InvalidRequest("refresh_token is required".into())),
+        },
         Some(other) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "unsupported_grant_type",
-                format!("`{other}` is not supported; use client_credentials"),
+                format!(
+                    "`{other}` is not supported; use client_credentials, authorization_code or refresh_token"
+                ),
             )
             .into_response();
         }
@@ -151,17 +178,12 @@ pub(crate) async fn token(State(state): State<AppState>, headers: HeaderMap, bod
             return error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required")
                 .into_response();
         }
+    };
+    // A refused code or refresh token may have revoked a family of tokens: this node forgets
+    // the client's cached tokens at once (the others follow the change feed).
+    if matches!(issued, Err(TokenError::InvalidGrant(_))) {
+        state.keys.invalidate_key(&id);
     }
-    let c = Credentials { client_id: &id, secret: &secret };
-    let issued = tokens::issue(
-        &state.db,
-        state.keys.pepper(),
-        &c,
-        form.get("scope").map(String::as_str),
-        form.get("environment").map(String::as_str),
-        state.clock.now_ms(),
-    )
-    .await;
     match issued {
         Ok(issued) => {
             let mut response = Json(issued).into_response();
@@ -233,12 +255,57 @@ pub(crate) async fn metadata(headers: HeaderMap, State(state): State<AppState>) 
         "token_endpoint": format!("{issuer}/oauth/token"),
         "introspection_endpoint": format!("{issuer}/oauth/introspect"),
         "revocation_endpoint": format!("{issuer}/oauth/revoke"),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": [],
+        "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+        "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+        "response_types_supported": ["code"],
+        "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "scopes_supported": scopes,
     }))
     .into_response()
+}
+
+/// `GET /oauth/authorize`: an app asks for a tenant's consent. A request the app can be told
+/// about goes on to the console's consent page; errors go back to the app's redirect URI, except
+/// those that make the redirect URI untrustworthy, which are shown here.
+pub(crate) async fn authorize_start(
+    State(state): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Response {
+    let field = |name: &str| q.get(name).map(String::as_str);
+    let request = authorize::Request {
+        response_type: field("response_type"),
+        client_id: field("client_id"),
+        redirect_uri: field("redirect_uri"),
+        scope: field("scope"),
+        state: field("state"),
+        code_challenge: field("code_challenge"),
+        code_challenge_method: field("code_challenge_method"),
+    };
+    match authorize::request(&state.db, &request, state.clock.now_ms()).await {
+        Ok(id) => axum::response::Redirect::to(&format!("/console/#/consent/{id}")).into_response(),
+        Err(AuthorizeError::NotRedirectable(why)) => {
+            crate::Problem::new(StatusCode::BAD_REQUEST, "invalid_authorization_request", why).into_response()
+        }
+        Err(AuthorizeError::Redirect { redirect_uri, state: app_state, error, description }) => {
+            let mut url = match url::Url::parse(&redirect_uri) {
+                Ok(u) => u,
+                Err(_) => {
+                    return crate::Problem::new(StatusCode::BAD_REQUEST, error, description).into_response();
+                }
+            };
+            url.query_pairs_mut().append_pair("error", error).append_pair("error_description", &description);
+            if let Some(s) = app_state {
+                url.query_pairs_mut().append_pair("state", &s);
+            }
+            axum::response::Redirect::to(url.as_str()).into_response()
+        }
+        Err(AuthorizeError::Db(e)) => {
+            tracing::error!(error = %e, "an authorization request could not be stored");
+            crate::Problem::new(StatusCode::SERVICE_UNAVAILABLE, "database_unavailable", "Retry later")
+                .into_response()
+        }
+    }
 }

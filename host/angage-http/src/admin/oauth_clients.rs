@@ -12,6 +12,7 @@ use crate::{AppState, Problem, ProblemBody};
 use angage_core::key::Environment;
 use angage_core::limits::Limits;
 use angage_store::keys::store::Actor;
+use angage_store::oauth::authorize::{self, Decision, Pending};
 use angage_store::oauth::{self, ClientSpec, ClientView, IssuedClient};
 use angage_store::resources::store::Page;
 
@@ -29,6 +30,9 @@ pub(super) struct ClientRequest {
     pub environments: Option<Vec<Environment>>,
     /// The client's own limits; absent windows take the tenant's defaults.
     pub rate_limits: Option<Limits>,
+    /// For the authorization code flow: where the admin may be sent back (exact match; https,
+    /// or http on a loopback address).
+    pub redirect_uris: Option<Vec<String>>,
 }
 
 /// Create an OAuth client
@@ -128,4 +132,46 @@ pub(super) async fn revoke(
         oauth::revoke(&state.db, &admin.tenant, &Actor(admin.email), &id, state.clock.now_ms()).await?;
     state.keys.invalidate_key(&id);
     Ok(Json(view))
+}
+
+/// A pending authorization request
+///
+/// What the consent page shows: the app, the scopes it asks for and where the admin returns.
+#[utoipa::path(get, path = "/admin/v1/oauth/authorizations/{id}", tag = "OAuth clients", operation_id = "getAuthorization", params(("id" = String, Path)),
+    responses((status = 200, description = "The request", body = Pending), (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json")))]
+pub(super) async fn pending(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Pending>, Problem> {
+    Ok(Json(authorize::pending(&state.db, &admin.tenant, &id, state.clock.now_ms()).await?))
+}
+
+/// Approve an authorization request
+///
+/// The app gets a one-time code at its redirect URI (`redirect_to`), which it exchanges with its
+/// PKCE verifier for tokens acting for this tenant within the scopes shown.
+#[utoipa::path(post, path = "/admin/v1/oauth/authorizations/{id}/approve", tag = "OAuth clients", operation_id = "approveAuthorization", params(("id" = String, Path)),
+    responses((status = 200, description = "Where to send the admin", body = Decision), (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json")))]
+pub(super) async fn approve(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Decision>, Problem> {
+    Ok(Json(
+        authorize::decide(&state.db, &admin.tenant, &id, &admin.email, true, state.clock.now_ms()).await?,
+    ))
+}
+
+/// Deny an authorization request
+#[utoipa::path(post, path = "/admin/v1/oauth/authorizations/{id}/deny", tag = "OAuth clients", operation_id = "denyAuthorization", params(("id" = String, Path)),
+    responses((status = 200, description = "Where to send the admin (the app hears access_denied)", body = Decision), (status = "4XX", description = "Problem", body = ProblemBody, content_type = "application/problem+json")))]
+pub(super) async fn deny(
+    State(state): State<AppState>,
+    Admin(admin): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Decision>, Problem> {
+    Ok(Json(
+        authorize::decide(&state.db, &admin.tenant, &id, &admin.email, false, state.clock.now_ms()).await?,
+    ))
 }

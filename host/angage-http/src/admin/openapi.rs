@@ -28,6 +28,7 @@ use crate::ProblemBody;
         usage::summary, usage::endpoints, usage::keys, usage::latency, usage::errors, usage::recent, usage::export, usage::chart,
         requests::list, requests::export,
         oauth_clients::create, oauth_clients::list, oauth_clients::get, oauth_clients::update, oauth_clients::rotate, oauth_clients::revoke,
+        oauth_clients::pending, oauth_clients::approve, oauth_clients::deny,
         admins::list, admins::get, admins::create, admins::update, admins::delete, admins::reset_password,
         admins::list_tokens, admins::create_token, admins::revoke_token,
         webhooks::event_types, webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,

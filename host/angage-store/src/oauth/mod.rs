@@ -3,6 +3,7 @@
 //! may have, and limits of their own; `tokens.rs` issues, looks up, introspects and revokes the
 //! opaque access tokens.
 
+pub mod authorize;
 pub mod scopes;
 pub mod tokens;
 
@@ -33,6 +34,23 @@ pub struct ClientSpec {
     pub scopes: Option<Vec<String>>,
     pub environments: Option<Vec<Environment>>,
     pub rate_limits: Option<Limits>,
+    /// Where the authorization code flow may send the admin back (exact match).
+    pub redirect_uris: Option<Vec<String>>,
+}
+
+/// A redirect URI as RFC 6749 §3.1.2 and RFC 8252 want it: absolute, no fragment, `https` (or
+/// `http` on a loopback address, for apps on the admin's own machine).
+fn redirect_uri_problem(uri: &str) -> Option<&'static str> {
+    let Ok(url) = url::Url::parse(uri) else { return Some("must be an absolute URL") };
+    if url.fragment().is_some() {
+        return Some("must not have a fragment");
+    }
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    match url.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        _ => Some("must use https:// (or http:// on 127.0.0.1, [::1] or localhost)"),
+    }
 }
 
 impl ClientSpec {
@@ -40,7 +58,7 @@ impl ClientSpec {
     pub fn parse(body: &Value, create: bool) -> std::result::Result<Self, Vec<FieldError>> {
         let mut e = Errors::default();
         let Some(input) = Input::root(body, &mut e) else { return Err(e.0) };
-        input.known(&["name", "scopes", "environments", "rate_limits"], &mut e);
+        input.known(&["name", "scopes", "environments", "rate_limits", "redirect_uris"], &mut e);
         let need = if create { Need::Required } else { Need::Optional };
         let name = input.string("name", need, 1, 100, &mut e);
         let scopes = input.strings("scopes", 14, 40, &mut e);
@@ -77,7 +95,13 @@ impl ClientSpec {
             e.push("environments", "must name `live`, `test` or both");
         }
         let rate_limits = input.object("rate_limits", Need::Optional, &mut e, Limits::parse);
-        e.finish(|| Self { name, scopes, environments, rate_limits })
+        let redirect_uris = input.strings("redirect_uris", 10, 2000, &mut e);
+        for (i, uri) in redirect_uris.iter().flatten().enumerate() {
+            if let Some(why) = redirect_uri_problem(uri) {
+                e.push(format!("redirect_uris[{i}]"), why);
+            }
+        }
+        e.finish(|| Self { name, scopes, environments, rate_limits, redirect_uris })
     }
 }
 
@@ -95,6 +119,8 @@ pub struct ClientView {
     pub environments: Vec<Environment>,
     /// The client's own limits; null fields use the tenant's defaults.
     pub rate_limits: Limits,
+    /// Where the authorization code flow may return (exact match); empty: client credentials only.
+    pub redirect_uris: Vec<String>,
     pub created_by: String,
     pub created_at: String,
     /// `active` or `revoked`.
@@ -129,10 +155,11 @@ pub(crate) struct Row {
     created_by: String,
     created_at: i64,
     pub(crate) revoked_at: Option<i64>,
+    pub(crate) redirect_uris: String,
 }
 
 pub(crate) const COLUMNS: &str = "id, tenant_id, name, secret_digest, grants, environments, per_second, per_minute, \
-    per_hour, per_day, burst, created_by, created_at, revoked_at";
+    per_hour, per_day, burst, created_by, created_at, revoked_at, redirect_uris";
 
 impl Row {
     pub(crate) fn grants(&self) -> Grants {
@@ -155,6 +182,10 @@ impl Row {
         }
     }
 
+    pub(crate) fn redirect_uris(&self) -> Vec<String> {
+        serde_json::from_str(&self.redirect_uris).unwrap_or_default()
+    }
+
     fn view(&self) -> ClientView {
         ClientView {
             id: self.id.clone(),
@@ -163,6 +194,7 @@ impl Row {
             scopes: scopes::of_grants(&self.grants()),
             environments: self.environments(),
             rate_limits: self.limits(),
+            redirect_uris: self.redirect_uris(),
             created_by: self.created_by.clone(),
             created_at: rfc3339(self.created_at),
             status: if self.revoked_at.is_some() { "revoked" } else { "active" },
@@ -201,8 +233,8 @@ pub async fn create(
     let mut tx = db.write_tx().await?;
     sqlx::query(
         "INSERT INTO oauth_clients (id, tenant_id, name, secret_digest, grants, environments, per_second, per_minute, \
-         per_hour, per_day, burst, created_by, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+         per_hour, per_day, burst, created_by, created_at, updated_at, redirect_uris) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)",
     )
     .bind(&id)
     .bind(&tenant.0)
@@ -217,6 +249,7 @@ pub async fn create(
     .bind(b)
     .bind(&actor.0)
     .bind(now)
+    .bind(json!(spec.redirect_uris.unwrap_or_default()).to_string())
     .execute(&mut *tx)
     .await?;
     let view = row(&mut tx, tenant, &id).await?.view();
@@ -276,9 +309,10 @@ pub async fn update(
     let environments = spec.environments.unwrap_or_else(|| current.environments());
     let limits = spec.rate_limits.unwrap_or_else(|| current.limits());
     let [ps, pm, ph, pd, b] = limit_columns(&limits);
+    let redirect_uris = spec.redirect_uris.unwrap_or_else(|| current.redirect_uris());
     sqlx::query(
         "UPDATE oauth_clients SET name = $1, grants = $2, environments = $3, per_second = $4, per_minute = $5, \
-         per_hour = $6, per_day = $7, burst = $8, updated_at = $9 WHERE tenant_id = $10 AND id = $11",
+         per_hour = $6, per_day = $7, burst = $8, updated_at = $9, redirect_uris = $12 WHERE tenant_id = $10 AND id = $11",
     )
     .bind(spec.name.unwrap_or(current.name))
     .bind(serde_json::to_string(&grants).unwrap_or_default())
@@ -291,6 +325,7 @@ pub async fn update(
     .bind(now)
     .bind(&tenant.0)
     .bind(id)
+    .bind(json!(redirect_uris).to_string())
     .execute(&mut *tx)
     .await?;
     let view = row(&mut tx, tenant, id).await?.view();

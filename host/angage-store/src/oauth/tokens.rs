@@ -26,6 +26,8 @@ pub enum TokenError {
     UnauthorizedClient(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("{0}")]
+    InvalidGrant(String),
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -38,6 +40,7 @@ impl TokenError {
             Self::InvalidScope(_) => "invalid_scope",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidGrant(_) => "invalid_grant",
             Self::Db(_) => "server_error",
         }
     }
@@ -50,6 +53,9 @@ pub struct Issued {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
+    /// The authorization code flow's: rotates on every use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
 }
 
 /// A client's credentials as presented.
@@ -119,30 +125,57 @@ pub async fn issue(
         },
     };
     let ttl_ms = tenant_settings.security.oauth_token_ttl_minutes.max(1) * 60_000;
-    let token = ApiKey::generate_token(environment);
     let scope = scopes::of_grants(&wanted).join(" ");
-    sqlx::query(
-        "INSERT INTO oauth_tokens (id, tenant_id, client_id, digest, environment, grants, scope, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(angage_core::ids::new_id("tok"))
-    .bind(&client.tenant_id)
-    .bind(&client.id)
-    .bind(pepper.digest(&token))
-    .bind(environment.as_str())
-    .bind(serde_json::to_string(&wanted).unwrap_or_default())
-    .bind(&scope)
-    .bind(now)
-    .bind(now + ttl_ms)
-    .execute(&mut *tx)
-    .await?;
+    let token = mint(&mut tx, pepper, &client, environment, &wanted, ttl_ms, None, now).await?;
     tx.commit().await?;
     Ok(Issued {
         access_token: token.expose().to_owned(),
         token_type: "Bearer",
         expires_in: ttl_ms / 1000,
         scope,
+        refresh_token: None,
     })
+}
+
+/// Stores a new access token for `client` (in `family`, for the authorization code flow).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn mint(
+    conn: &mut sqlx::AnyConnection,
+    pepper: &Pepper,
+    client: &ClientRow,
+    environment: Environment,
+    grants: &Grants,
+    ttl_ms: i64,
+    family: Option<&str>,
+    now: i64,
+) -> Result<ApiKey, sqlx::Error> {
+    let token = ApiKey::generate_token(environment);
+    sqlx::query(
+        "INSERT INTO oauth_tokens (id, tenant_id, client_id, digest, environment, grants, scope, created_at, expires_at, family_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(angage_core::ids::new_id("tok"))
+    .bind(&client.tenant_id)
+    .bind(&client.id)
+    .bind(pepper.digest(&token))
+    .bind(environment.as_str())
+    .bind(serde_json::to_string(grants).unwrap_or_default())
+    .bind(scopes::of_grants(grants).join(" "))
+    .bind(now)
+    .bind(now + ttl_ms)
+    .bind(family)
+    .execute(&mut *conn)
+    .await?;
+    Ok(token)
+}
+
+/// The client a grant's credentials name (for the other grants, in `authorize.rs`).
+pub(crate) async fn authenticated_client(
+    conn: &mut sqlx::AnyConnection,
+    pepper: &Pepper,
+    c: &Credentials<'_>,
+) -> Result<ClientRow, TokenError> {
+    client(conn, pepper, c).await
 }
 
 #[derive(sqlx::FromRow)]
