@@ -583,3 +583,65 @@ async fn concurrent_installs_and_rollbacks_never_lose_a_step() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_is_accepted_once_whichever_node_sees_it() {
+    use angage_core::signing::{self, Param, SignatureInput};
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let Some(cluster) = Cluster::start().await else { return };
+    let (a, b) = (&cluster.a, &cluster.b);
+    let signer = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let public = signing::encode_public_key(&signer.verifying_key().to_bytes());
+    let (status, created) = cluster
+        .admin(
+            a,
+            reqwest::Method::POST,
+            "/admin/v1/keys",
+            serde_json::json!({"name": "signed", "signing_public_key": public, "require_signature": true}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (secret, key_id) =
+        (created["key"].as_str().expect("key").to_owned(), created["id"].as_str().expect("id").to_owned());
+    // Both nodes behind one name, as a load balancer presents them.
+    let authority = a.addr.to_string();
+    let created_at =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    let input = SignatureInput {
+        label: "sig1".into(),
+        components: vec!["@method".into(), "@target-uri".into()],
+        params: vec![
+            ("created".into(), Param::Integer(created_at)),
+            ("keyid".into(), Param::String(key_id.clone())),
+            ("alg".into(), Param::String("ed25519".into())),
+        ],
+    };
+    let target = signing::target_uri(false, &authority, "/v1/customers", None);
+    let base = signing::signature_base(&input, |c| match c {
+        "@method" => Some("GET".into()),
+        "@target-uri" => Some(target.clone()),
+        _ => None,
+    })
+    .expect("base");
+    let signature = format!(
+        "sig1=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(signer.sign(base.as_bytes()).to_bytes())
+    );
+    let send = |node: &crate::helpers::BinaryServer| {
+        cluster
+            .http
+            .get(Cluster::url(node, "/v1/customers"))
+            .bearer_auth(&secret)
+            .header("host", &authority)
+            .header("signature-input", format!("sig1={}", input.serialize()))
+            .header("signature", &signature)
+            .send()
+    };
+    assert_eq!(send(a).await.expect("a").status(), 200);
+    let replay = send(b).await.expect("b");
+    assert_eq!(replay.status(), 401);
+    let problem: serde_json::Value = replay.json().await.expect("problem");
+    assert_eq!(problem["code"], "signature_replayed", "{problem}");
+    cluster.stop().await;
+}
