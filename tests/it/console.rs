@@ -557,3 +557,89 @@ async fn an_admin_registers_a_signing_key_in_a_real_browser() {
     c.close().await.expect("close");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_approves_an_app_on_the_consent_page_in_a_real_browser() {
+    let profile = tempfile::tempdir().expect("profile");
+    let Some((_driver, c)) = browser(profile.path()).await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let banner = app.banner.clone().expect("banner");
+    let admin = app.demo_admin().await;
+    admin.put("/admin/v1/settings", json!({"security": {"oauth_enabled": true}})).await;
+    let callback = crate::receiver::Receiver::start().await;
+    let created = admin
+        .post(
+            "/admin/v1/oauth-clients",
+            json!({"name": "Reporting app", "scopes": ["customers:read", "orders:read"], "redirect_uris": [callback.url()]}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let (id, secret) = (
+        created.body["client_id"].as_str().expect("id").to_owned(),
+        created.body["client_secret"].as_str().expect("secret").to_owned(),
+    );
+    let verifier = angage_core::ids::random_base62(64);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("response_type", "code"),
+            ("client_id", id.as_str()),
+            ("redirect_uri", callback.url().as_str()),
+            ("scope", "customers:read"),
+            ("state", "st-42"),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .finish();
+
+    // The app sends the admin to the authorization endpoint; the console asks them to log in,
+    // then shows the app and what it asks for.
+    c.goto(&app.url(&format!("/oauth/authorize?{query}"))).await.expect("goto");
+    fill(&c, "#email", &banner.admin_email).await;
+    fill(&c, "#password", &banner.admin_password).await;
+    click(&c, "#login-submit").await;
+    wait_text(&c, "#consent-app", "Reporting app").await;
+    let scopes = text_of(&c, "#consent-scopes").await;
+    assert!(scopes.contains("customers:read") && !scopes.contains("orders"), "{scopes}");
+    assert_eq!(text_of(&c, "#consent-redirect").await, callback.url());
+    click(&c, "#consent-approve").await;
+
+    // The browser lands on the app's callback with a code and the app's state.
+    let landed =
+        crate::wait::until(Duration::from_secs(10), "the browser reaches the callback", async || {
+            callback.received().into_iter().find(|r| r.uri.starts_with("/hook?"))
+        })
+        .await;
+    let back: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(landed.uri.trim_start_matches("/hook?").as_bytes())
+            .into_owned()
+            .collect();
+    assert_eq!(back.get("state").map(String::as_str), Some("st-42"));
+    let code = back.get("code").expect("a code").clone();
+
+    // The app exchanges it: a wrong verifier is refused, the right one gets tokens that read
+    // what was approved.
+    let exchange = |v: &str| {
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", callback.url().as_str()),
+                ("code_verifier", v),
+            ])
+            .send()
+    };
+    let wrong = exchange("a-verifier-that-does-not-match-the-challenge-at-all-0123").await.expect("send");
+    assert_eq!(wrong.status(), 400);
+    let wrong: serde_json::Value = wrong.json().await.expect("json");
+    assert_eq!(wrong["error"], "invalid_grant");
+    let tokens: serde_json::Value = exchange(&verifier).await.expect("send").json().await.expect("json");
+    let access = tokens["access_token"].as_str().unwrap_or_else(|| panic!("{tokens}"));
+    assert!(tokens["refresh_token"].as_str().is_some_and(|r| r.starts_with("rt_")), "{tokens}");
+    assert_eq!(app.with_key(access).get("/v1/customers").await.status, 200);
+    assert_eq!(app.with_key(access).get("/v1/orders").await.status, 403);
+    app.stop().await;
+}

@@ -13,6 +13,8 @@ use serde_json::Value;
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 pub(crate) struct Received {
+    /// Path and query, as requested.
+    pub uri: String,
     /// Lower-case header names.
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
@@ -44,6 +46,7 @@ impl Drop for Receiver {
 }
 
 async fn record(inner: Arc<Mutex<Inner>>, req: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    let uri = req.uri().to_string();
     let headers = req
         .headers()
         .iter()
@@ -53,7 +56,7 @@ async fn record(inner: Arc<Mutex<Inner>>, req: hyper::Request<Incoming>) -> hype
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let status = {
         let mut inner = inner.lock().expect("receiver");
-        inner.received.push(Received { headers, body: body.to_vec(), json });
+        inner.received.push(Received { uri, headers, body: body.to_vec(), json });
         inner.script.pop_front().unwrap_or(200)
     };
     if status == 0 {

@@ -126,6 +126,14 @@ function render() {
     app.replaceChildren(loginView());
     return;
   }
+  // An app's authorization request (from /oauth/authorize): the consent page, on its own.
+  const consent = (location.hash || "").match(/^#\/consent\/([A-Za-z0-9_]+)$/);
+  if (consent) {
+    app.replaceChildren(h("main", { id: "main", class: "consent" }, h("p", { class: "loading" }, "Loading…")));
+    document.title = "Authorize an app · API Settings";
+    guarded(() => viewConsent(consent[1]));
+    return;
+  }
   const current = route();
   const nav = h(
     "nav",
@@ -995,6 +1003,39 @@ async function viewDocs() {
       h("li", {}, h("a", { href: "/docs", id: "docs-link" }, "Interactive documentation"), " — every endpoint, with examples in cURL, Python, JavaScript and PHP"),
       h("li", {}, h("a", { href: "/v1/openapi.json", download: "angage-openapi.json" }, "OpenAPI 3.1 document (download)")),
       h("li", {}, h("a", { href: "/admin/v1/openapi.json", download: "angage-admin-openapi.json" }, "Admin API OpenAPI document"))),
+  );
+}
+
+// ---- OAuth consent --------------------------------------------------------------------------
+
+const SCOPE_TEXT = { read: "read", write: "create, change and delete" };
+
+async function viewConsent(id) {
+  const req = await api("GET", `/admin/v1/oauth/authorizations/${encodeURIComponent(id)}`);
+  const msg = h("div", { id: "consent-msg", role: "status" });
+  const decide = async (verdict) => {
+    try {
+      const d = await api("POST", `/admin/v1/oauth/authorizations/${encodeURIComponent(id)}/${verdict}`, {});
+      msg.replaceChildren(notice("ok", verdict === "approve" ? "Approved; returning to the app…" : "Denied; returning to the app…"));
+      location.assign(d.redirect_to);
+    } catch (e) {
+      msg.replaceChildren(notice("error", e.message));
+    }
+  };
+  const scopes = req.scopes.map((s) => {
+    const [module, access] = s.split(":");
+    return h("li", {}, h("code", {}, s), ` — ${SCOPE_TEXT[access] || access} ${module}`);
+  });
+  setMain(
+    h("h2", { id: "consent-title" }, `Allow ${req.client_name} to use ${state.me.tenant_name}'s API?`),
+    h("p", {}, h("strong", { id: "consent-app" }, req.client_name), ` (client ${req.client_id}) asks to act for ${state.me.tenant_name} with:`),
+    h("ul", { id: "consent-scopes" }, scopes),
+    h("p", { class: "muted" }, "You will be sent back to ", h("code", { id: "consent-redirect" }, req.redirect_uri),
+      `. Access lasts until it is revoked on the OAuth clients screen. This request expires ${fmtDate(req.expires_at)}.`),
+    msg,
+    h("p", {},
+      h("button", { class: "primary", id: "consent-approve", onclick: () => decide("approve") }, `Allow ${req.client_name}`), " ",
+      h("button", { id: "consent-deny", onclick: () => decide("deny") }, "Deny")),
   );
 }
 
