@@ -185,54 +185,51 @@ pub(crate) async fn token(State(state): State<AppState>, headers: HeaderMap, bod
         state.keys.invalidate_key(&id);
     }
     match issued {
-        Ok(issued) => {
-            let mut response = Json(issued).into_response();
-            no_store(response.headers_mut());
-            response
-        }
+        Ok(issued) => uncached(issued),
         Err(e) => token_error(e).into_response(),
     }
 }
 
+/// An authenticated client's request about one `token` (introspection, revocation): the
+/// client's id and secret, and the token.
+fn about_token(headers: &HeaderMap, body: &Bytes) -> Result<(String, String, String), OAuthError> {
+    let form = form(headers, body)?;
+    let (id, secret) = credentials(headers, &form)?;
+    let token = form
+        .get("token")
+        .cloned()
+        .ok_or_else(|| error(StatusCode::BAD_REQUEST, "invalid_request", "token is required"))?;
+    Ok((id, secret, token))
+}
+
+/// A JSON answer that no cache may keep.
+fn uncached(body: impl serde::Serialize) -> Response {
+    let mut response = Json(body).into_response();
+    no_store(response.headers_mut());
+    response
+}
+
 /// `POST /oauth/introspect`
 pub(crate) async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match form(&headers, &body) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let (id, secret) = match credentials(&headers, &form) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let Some(token) = form.get("token") else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request", "token is required").into_response();
+    let (id, secret, token) = match about_token(&headers, &body) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
     };
     let c = Credentials { client_id: &id, secret: &secret };
-    match tokens::introspect(&state.db, state.keys.pepper(), &c, token, state.clock.now_ms()).await {
-        Ok(answer) => {
-            let mut response = Json(answer).into_response();
-            no_store(response.headers_mut());
-            response
-        }
+    match tokens::introspect(&state.db, state.keys.pepper(), &c, &token, state.clock.now_ms()).await {
+        Ok(answer) => uncached(answer),
         Err(e) => token_error(e).into_response(),
     }
 }
 
 /// `POST /oauth/revoke`
 pub(crate) async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let form = match form(&headers, &body) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let (id, secret) = match credentials(&headers, &form) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let Some(token) = form.get("token") else {
-        return error(StatusCode::BAD_REQUEST, "invalid_request", "token is required").into_response();
+    let (id, secret, token) = match about_token(&headers, &body) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
     };
     let c = Credentials { client_id: &id, secret: &secret };
-    match tokens::revoke(&state.db, state.keys.pepper(), &c, token, state.clock.now_ms()).await {
+    match tokens::revoke(&state.db, state.keys.pepper(), &c, &token, state.clock.now_ms()).await {
         Ok(revoked) => {
             if let Some(client) = revoked {
                 state.keys.invalidate_key(&client);

@@ -291,6 +291,23 @@ pub(super) fn cli_error(e: ResourceError) -> anyhow::Error {
     }
 }
 
+/// Field errors as the flags that carry them (`renames`: a field whose flag is named otherwise,
+/// such as `events` for `--event`), on one line.
+pub(super) fn flag_error(
+    errors: Vec<angage_core::validate::FieldError>,
+    renames: &[(&str, &str)],
+) -> anyhow::Error {
+    let lines: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            let field = e.field.split(['[', '.']).next().unwrap_or("");
+            let flag = renames.iter().find(|(f, _)| *f == field).map_or(field, |(_, flag)| flag);
+            format!("--{flag}: {}", e.message)
+        })
+        .collect();
+    anyhow::anyhow!(lines.join("; "))
+}
+
 pub(super) fn truncate(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_owned()

@@ -3,10 +3,9 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::manage::{cli_error, truncate};
+use super::manage::{cli_error, flag_error, truncate};
 use super::store::{now, open, tenant_id};
 use angage_core::config::Loaded;
-use angage_core::validate::FieldError;
 use angage_store::keys::Pepper;
 use angage_store::keys::store::Actor;
 use angage_store::oauth::{self, ClientSpec, ClientView, IssuedClient};
@@ -54,23 +53,6 @@ pub enum OAuthClientsCommand {
     },
 }
 
-/// A field error as the flag that carries it.
-fn flag_error(errors: Vec<FieldError>) -> anyhow::Error {
-    let lines: Vec<String> = errors
-        .iter()
-        .map(|e| {
-            let flag = e.field.split(['[', '.']).next().unwrap_or("");
-            let flag = match flag {
-                "scopes" => "scope",
-                "environments" => "environment",
-                f => f,
-            };
-            format!("--{flag}: {}", e.message)
-        })
-        .collect();
-    anyhow::anyhow!(lines.join("; "))
-}
-
 pub(super) async fn run(loaded: Loaded, cmd: OAuthClientsCommand) -> anyhow::Result<()> {
     let db = open(&loaded).await?;
     let s = &loaded.settings;
@@ -82,7 +64,8 @@ pub(super) async fn run(loaded: Loaded, cmd: OAuthClientsCommand) -> anyhow::Res
             if !environments.is_empty() {
                 body["environments"] = json!(environments);
             }
-            let spec = ClientSpec::parse(&body, true).map_err(flag_error)?;
+            let spec = ClientSpec::parse(&body, true)
+                .map_err(|e| flag_error(e, &[("scopes", "scope"), ("environments", "environment")]))?;
             let pepper = Pepper::resolve(&s.keys.pepper, &s.profile, &s.data.dir)?;
             let created =
                 oauth::create(&db, &pepper, &tenant, &actor, spec, now()).await.map_err(cli_error)?;

@@ -4,10 +4,9 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::manage::{cli_error, parse_grace, truncate};
+use super::manage::{cli_error, flag_error, parse_grace, truncate};
 use super::store::{now, open, tenant_id};
 use angage_core::config::Loaded;
-use angage_core::validate::FieldError;
 use angage_store::keys::{Grace, Pepper};
 use angage_store::resources::store::ListParams;
 use angage_store::webhooks::deliveries::{self, Delivery};
@@ -94,19 +93,6 @@ pub enum WebhooksCommand {
     },
 }
 
-/// A field error as the flag that carries it.
-fn flag_error(errors: Vec<FieldError>) -> anyhow::Error {
-    let lines: Vec<String> = errors
-        .iter()
-        .map(|e| {
-            let flag = e.field.split(['[', '.']).next().unwrap_or("");
-            let flag = if flag == "events" { "event" } else { flag };
-            format!("--{flag}: {}", e.message)
-        })
-        .collect();
-    anyhow::anyhow!(lines.join("; "))
-}
-
 pub(super) async fn run(loaded: Loaded, cmd: WebhooksCommand) -> anyhow::Result<()> {
     let db = open(&loaded).await?;
     let s = &loaded.settings;
@@ -115,7 +101,7 @@ pub(super) async fn run(loaded: Loaded, cmd: WebhooksCommand) -> anyhow::Result<
         WebhooksCommand::Create { tenant, url, events, description, json } => {
             let tenant = tenant_id(&db, &tenant).await?;
             let body = json!({"url": url, "events": events, "description": description.unwrap_or_default()});
-            let new = NewEndpoint::parse(&body, rules).map_err(flag_error)?;
+            let new = NewEndpoint::parse(&body, rules).map_err(|e| flag_error(e, &[("events", "event")]))?;
             let sealer = Sealer::new(&Pepper::resolve(&s.keys.pepper, &s.profile, &s.data.dir)?);
             let created = endpoints::create(&db, &sealer, &tenant, new, now()).await.map_err(cli_error)?;
             print_secret(&created, json);
