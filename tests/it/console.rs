@@ -643,3 +643,68 @@ async fn an_admin_approves_an_app_on_the_consent_page_in_a_real_browser() {
     assert_eq!(app.with_key(access).get("/v1/orders").await.status, 403);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_turns_oauth_on_and_manages_a_client_in_a_real_browser() {
+    let profile = tempfile::tempdir().expect("profile");
+    let Some((_driver, c)) = browser(profile.path()).await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let banner = app.banner.clone().expect("banner");
+    c.goto(&app.url("/console#/auth")).await.expect("goto");
+    fill(&c, "#email", &banner.admin_email).await;
+    fill(&c, "#password", &banner.admin_password).await;
+    click(&c, "#login-submit").await;
+
+    // The switch and the token lifetime, saved from the Authentication screen.
+    click(&c, "#a-oauth").await;
+    c.find(Locator::Css("#a-token-ttl option[value='30']"))
+        .await
+        .expect("30 minutes")
+        .click()
+        .await
+        .expect("select");
+    click(&c, "#auth-save").await;
+    wait_text(&c, "#auth-form", "Security settings saved").await;
+    let admin = app.demo_admin().await;
+    let security = admin.get("/admin/v1/settings").await.body["security"].clone();
+    assert_eq!(
+        (security["oauth_enabled"].as_bool(), security["oauth_token_ttl_minutes"].as_i64()),
+        (Some(true), Some(30))
+    );
+
+    // A client with customers:read, its secret shown once.
+    open(&c, &app, "oauth-clients", "#oc-form").await;
+    wait_text(&c, "#oc-mode", "OAuth 2.0 is on").await;
+    fill(&c, "#oc-name", "Warehouse robot").await;
+    click(&c, "#oc-scope-customers-read").await;
+    click(&c, "#oc-create").await;
+    let id = text_of(&c, "#oc-client-id").await;
+    let secret = text_of(&c, "#oc-client-secret").await;
+    assert!(id.starts_with("oc_") && secret.starts_with("cs_"), "{id} {secret}");
+    wait_text(&c, "#oc-table", "customers:read").await;
+
+    // The credentials work at the token endpoint, for 30 minutes, and the token reads customers.
+    let token_for = async || -> serde_json::Value {
+        app.http
+            .post(app.url("/oauth/token"))
+            .basic_auth(&id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("json")
+    };
+    let issued = token_for().await;
+    assert_eq!(issued["expires_in"], 1800, "{issued}");
+    let token = issued["access_token"].as_str().expect("token").to_owned();
+    assert_eq!(app.with_key(&token).get("/v1/customers").await.status, 200);
+
+    // Revoked from the console: the token stops at once.
+    click(&c, &format!("button[data-revoke-client='{id}']")).await;
+    c.accept_alert().await.expect("confirm");
+    wait_text(&c, &format!("tr[data-client='{id}']"), "revoked").await;
+    assert_eq!(app.with_key(&token).get("/v1/customers").await.status, 401);
+    app.stop().await;
+}

@@ -103,6 +103,7 @@ async function guarded(fn) {
 const ROUTES = {
   dashboard: ["Dashboard", viewDashboard],
   keys: ["API Keys", viewKeys],
+  "oauth-clients": ["OAuth clients", viewOAuthClients],
   webhooks: ["Webhooks", viewWebhooks],
   limits: ["Rate Limits", viewLimits],
   usage: ["Usage", viewUsage],
@@ -909,6 +910,13 @@ async function viewAuth() {
       "Off: only errors (status 400 and above) and a sample of successful requests are kept there. ",
       "Usage and error figures count every request either way.",
     ]),
+    checkbox("a-oauth", "OAuth 2.0 (enterprise)", s.oauth_enabled, [
+      "On: the tenant's ", h("a", { href: "#/oauth-clients" }, "OAuth clients"), " get access tokens at /oauth/token ",
+      "(client credentials, or an app an admin approves), and /v1 accepts them. Off: tokens are refused.",
+    ]),
+    h("label", { for: "a-token-ttl" }, "Token expiration"),
+    h("select", { id: "a-token-ttl" }, [[15, "15 minutes"], [30, "30 minutes"], [60, "1 hour"], [480, "8 hours"], [1440, "24 hours"]]
+      .map(([v, label]) => h("option", { value: String(v), selected: s.oauth_token_ttl_minutes === v ? true : null }, label))),
     h("label", { for: "a-expiry" }, "Default key expiration (days; empty for never)"),
     h("input", { id: "a-expiry", type: "number", min: 1, value: s.default_key_expiration_days ?? "" }),
     msg,
@@ -922,6 +930,8 @@ async function viewAuth() {
         require_https: form.querySelector("#a-https").checked,
         validate_request_signatures: form.querySelector("#a-signatures").checked,
         log_all_requests: form.querySelector("#a-log").checked,
+        oauth_enabled: form.querySelector("#a-oauth").checked,
+        oauth_token_ttl_minutes: Number(form.querySelector("#a-token-ttl").value),
         default_key_expiration_days: days === "" ? null : Number(days),
       } });
       msg.replaceChildren(notice("ok", "Security settings saved."));
@@ -932,7 +942,8 @@ async function viewAuth() {
   setMain(
     h("h2", {}, "Authentication"),
     h("h3", {}, "Supported methods"),
-    h("ul", {}, h("li", {}, "Bearer token: ", h("code", {}, "Authorization: Bearer ak_live_…")), h("li", {}, "API key header: ", h("code", {}, "X-API-Key: ak_live_…"))),
+    h("ul", {}, h("li", {}, "Bearer token: ", h("code", {}, "Authorization: Bearer ak_live_…")), h("li", {}, "API key header: ", h("code", {}, "X-API-Key: ak_live_…")),
+      h("li", {}, "OAuth 2.0 access token: ", h("code", {}, "Authorization: Bearer at_live_…"), " (when OAuth 2.0 is on)")),
     h("h3", {}, "Security settings"),
     form,
   );
@@ -1003,6 +1014,84 @@ async function viewDocs() {
       h("li", {}, h("a", { href: "/docs", id: "docs-link" }, "Interactive documentation"), " — every endpoint, with examples in cURL, Python, JavaScript and PHP"),
       h("li", {}, h("a", { href: "/v1/openapi.json", download: "angage-openapi.json" }, "OpenAPI 3.1 document (download)")),
       h("li", {}, h("a", { href: "/admin/v1/openapi.json", download: "angage-admin-openapi.json" }, "Admin API OpenAPI document"))),
+  );
+}
+
+// ---- OAuth clients --------------------------------------------------------------------------
+
+const OAUTH_MODULES = ["customers", "products", "orders", "invoices", "payments", "inventory", "settings"];
+
+function clientSecretPanel(c) {
+  return h("section", { class: "secret", id: "oc-secret", role: "status" },
+    h("h3", {}, `Credentials for ${c.name}`),
+    h("p", {}, "Client ID: ", h("code", { id: "oc-client-id" }, c.client_id)),
+    h("p", {}, "Client secret: ", h("code", { id: "oc-client-secret" }, c.client_secret)),
+    h("p", { class: "muted" }, "Copy the secret now: it is shown this once and cannot be shown again."));
+}
+
+async function viewOAuthClients(issued) {
+  const [page, settings] = await Promise.all([api("GET", "/admin/v1/oauth-clients?limit=100"), api("GET", "/admin/v1/settings")]);
+  const msg = h("div", { id: "oc-msg" });
+  const act = async (fn, done) => {
+    try {
+      const r = await fn();
+      await viewOAuthClients(done(r));
+    } catch (e) {
+      msg.replaceChildren(notice("error", e.message));
+    }
+  };
+  const rows = page.data.map((c) => h("tr", { "data-client": c.id },
+    h("td", {}, c.name), h("td", {}, h("code", {}, c.id)), h("td", {}, c.scopes.join(" ")),
+    h("td", {}, c.environments.join(", ")), h("td", {}, c.status),
+    h("td", {}, c.status === "active" ? [
+      h("button", { type: "button", "data-rotate-client": c.id, "aria-label": `Rotate the secret of ${c.name}`,
+        onclick: () => act(() => api("POST", `/admin/v1/oauth-clients/${c.id}/rotate-secret`, {}), (r) => r) }, "Rotate secret"), " ",
+      h("button", { type: "button", "data-revoke-client": c.id, "aria-label": `Revoke ${c.name}`,
+        onclick: () => { if (window.confirm(`Revoke ${c.name}? Its tokens stop working at once.`)) act(() => api("POST", `/admin/v1/oauth-clients/${c.id}/revoke`, {}), () => undefined); } }, "Revoke"),
+    ] : "—")));
+  const scopeBoxes = OAUTH_MODULES.map((m) => h("tr", {}, h("td", {}, m),
+    ["read", "write"].map((a) => h("td", {}, h("input", { type: "checkbox", id: `oc-scope-${m}-${a}`, "aria-label": `${m}:${a}` })))));
+  const errors = h("div", { id: "oc-errors" });
+  const form = h("form", { class: "stack", id: "oc-form" },
+    h("h3", {}, "New client"),
+    h("label", { for: "oc-name" }, "Name"), h("input", { id: "oc-name", required: true }),
+    h("table", { class: "grants" }, h("thead", {}, h("tr", {}, h("th", {}, "Module"), h("th", {}, "Read"), h("th", {}, "Write"))), h("tbody", {}, scopeBoxes)),
+    h("fieldset", {}, h("legend", {}, "Environments"),
+      h("label", {}, h("input", { type: "checkbox", id: "oc-env-live", checked: true }), " live"), " ",
+      h("label", {}, h("input", { type: "checkbox", id: "oc-env-test", checked: true }), " test")),
+    h("label", { for: "oc-redirects" }, "Redirect URIs, one per line (apps that an admin approves; leave empty for client credentials only)"),
+    h("textarea", { id: "oc-redirects", rows: 2 }),
+    h("label", { for: "oc-per-minute" }, "Requests per minute (empty: the tenant's default)"),
+    h("input", { id: "oc-per-minute", type: "number", min: 1 }),
+    errors,
+    h("p", {}, h("button", { class: "primary", type: "submit", id: "oc-create" }, "Create client")));
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const scopes = OAUTH_MODULES.flatMap((m) => ["read", "write"].filter((a) => form.querySelector(`#oc-scope-${m}-${a}`).checked).map((a) => `${m}:${a}`));
+    const environments = ["live", "test"].filter((e) => form.querySelector(`#oc-env-${e}`).checked);
+    const body = { name: form.querySelector("#oc-name").value, scopes, environments };
+    const redirects = form.querySelector("#oc-redirects").value.split("\n").map((l) => l.trim()).filter((l) => l);
+    if (redirects.length) body.redirect_uris = redirects;
+    const perMinute = form.querySelector("#oc-per-minute").value;
+    if (perMinute !== "") body.rate_limits = { per_minute: Number(perMinute) };
+    try {
+      await viewOAuthClients(await api("POST", "/admin/v1/oauth-clients", body));
+    } catch (e) {
+      errors.replaceChildren(notice("error", fieldErrors(e)));
+    }
+  });
+  const off = !settings.security.oauth_enabled;
+  const list = table(["Name", "Client ID", "Scopes", "Environments", "Status", ""], rows, "No OAuth clients yet.");
+  list.id = "oc-table";
+  setMain(
+    h("h2", {}, "OAuth clients"),
+    h("p", { id: "oc-mode" }, off
+      ? ["OAuth 2.0 is off: these clients get no tokens and issued tokens are refused. Turn it on on the ", h("a", { href: "#/auth" }, "Authentication"), " screen."]
+      : "OAuth 2.0 is on: clients get access tokens at /oauth/token and use them as Authorization: Bearer at_live_…"),
+    issued && issued.client_secret ? clientSecretPanel(issued) : null,
+    msg,
+    list,
+    form,
   );
 }
 
