@@ -140,6 +140,15 @@ async fn fill(c: &Client, css: &str, value: &str) {
     el.send_keys(value).await.expect("type");
 }
 
+/// Goes to `path` and logs in there as the demo owner (the console asks first).
+async fn log_in_at(c: &Client, app: &TestApp, path: &str) {
+    let banner = app.banner.clone().expect("banner");
+    c.goto(&app.url(path)).await.expect("goto");
+    fill(c, "#email", &banner.admin_email).await;
+    fill(c, "#password", &banner.admin_password).await;
+    click(c, "#login-submit").await;
+}
+
 async fn open(c: &Client, app: &TestApp, route: &str, ready: &str) {
     c.goto(&app.url(&format!("/console#/{route}"))).await.expect("goto");
     c.wait()
@@ -315,13 +324,9 @@ async fn an_admin_sets_up_a_webhook_in_a_real_browser() {
     let receiver = crate::receiver::Receiver::start().await;
     let app = spawn_app(Backend::Sqlite).await;
     let shots = Shots::new();
-    let banner = app.banner.clone().expect("banner");
 
     // Log in; no endpoint yet.
-    c.goto(&app.url("/console")).await.expect("goto");
-    fill(&c, "#email", &banner.admin_email).await;
-    fill(&c, "#password", &banner.admin_password).await;
-    click(&c, "#login-submit").await;
+    log_in_at(&c, &app, "/console").await;
     assert_eq!(text_of(&c, "#webhook-count").await, "0");
 
     // Add an endpoint for order.created and read its secret from the shown-once panel.
@@ -396,13 +401,9 @@ async fn an_admin_searches_the_request_log_in_a_real_browser() {
     let Some((_driver, c)) = browser(profile.path()).await else { return };
     let app = spawn_app(Backend::Sqlite).await;
     let shots = Shots::new();
-    let banner = app.banner.clone().expect("banner");
 
     // Log in; until "Log all API requests" is on, the log says it keeps errors and a sample.
-    c.goto(&app.url("/console")).await.expect("goto");
-    fill(&c, "#email", &banner.admin_email).await;
-    fill(&c, "#password", &banner.admin_password).await;
-    click(&c, "#login-submit").await;
+    log_in_at(&c, &app, "/console").await;
     wait_text(&c, "#api-status", "Operational").await;
     open(&c, &app, "requests", "#rl-mode").await;
     wait_text(&c, "#rl-mode", "Only errors").await;
@@ -485,16 +486,12 @@ async fn an_admin_registers_a_signing_key_in_a_real_browser() {
     let Some((_driver, c)) = browser(profile.path()).await else { return };
     let app = spawn_app(Backend::Sqlite).await;
     let shots = Shots::new();
-    let banner = app.banner.clone().expect("banner");
     // A fresh Ed25519 key pair (32 random bytes as its seed); the console gets the public half.
     let seed: [u8; 32] = angage_core::ids::random_base62(32).as_bytes().try_into().expect("32 bytes");
     let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
     let public = base64::engine::general_purpose::STANDARD.encode(signing.verifying_key().to_bytes());
 
-    c.goto(&app.url("/console")).await.expect("goto");
-    fill(&c, "#email", &banner.admin_email).await;
-    fill(&c, "#password", &banner.admin_password).await;
-    click(&c, "#login-submit").await;
+    log_in_at(&c, &app, "/console").await;
     wait_text(&c, "#api-status", "Operational").await;
 
     // Text that is no public key: the form shows the API's field error and nothing is issued.
@@ -563,7 +560,6 @@ async fn an_admin_approves_an_app_on_the_consent_page_in_a_real_browser() {
     let profile = tempfile::tempdir().expect("profile");
     let Some((_driver, c)) = browser(profile.path()).await else { return };
     let app = spawn_app(Backend::Sqlite).await;
-    let banner = app.banner.clone().expect("banner");
     let admin = app.demo_admin().await;
     admin.put("/admin/v1/settings", json!({"security": {"oauth_enabled": true}})).await;
     let callback = crate::receiver::Receiver::start().await;
@@ -595,10 +591,7 @@ async fn an_admin_approves_an_app_on_the_consent_page_in_a_real_browser() {
 
     // The app sends the admin to the authorization endpoint; the console asks them to log in,
     // then shows the app and what it asks for.
-    c.goto(&app.url(&format!("/oauth/authorize?{query}"))).await.expect("goto");
-    fill(&c, "#email", &banner.admin_email).await;
-    fill(&c, "#password", &banner.admin_password).await;
-    click(&c, "#login-submit").await;
+    log_in_at(&c, &app, &format!("/oauth/authorize?{query}")).await;
     wait_text(&c, "#consent-app", "Reporting app").await;
     let scopes = text_of(&c, "#consent-scopes").await;
     assert!(scopes.contains("customers:read") && !scopes.contains("orders"), "{scopes}");
@@ -649,11 +642,7 @@ async fn an_admin_turns_oauth_on_and_manages_a_client_in_a_real_browser() {
     let profile = tempfile::tempdir().expect("profile");
     let Some((_driver, c)) = browser(profile.path()).await else { return };
     let app = spawn_app(Backend::Sqlite).await;
-    let banner = app.banner.clone().expect("banner");
-    c.goto(&app.url("/console#/auth")).await.expect("goto");
-    fill(&c, "#email", &banner.admin_email).await;
-    fill(&c, "#password", &banner.admin_password).await;
-    click(&c, "#login-submit").await;
+    log_in_at(&c, &app, "/console#/auth").await;
 
     // The switch and the token lifetime, saved from the Authentication screen.
     click(&c, "#a-oauth").await;
