@@ -634,6 +634,7 @@ async fn an_admin_approves_an_app_on_the_consent_page_in_a_real_browser() {
     assert!(tokens["refresh_token"].as_str().is_some_and(|r| r.starts_with("rt_")), "{tokens}");
     assert_eq!(app.with_key(access).get("/v1/customers").await.status, 200);
     assert_eq!(app.with_key(access).get("/v1/orders").await.status, 403);
+    c.close().await.expect("close");
     app.stop().await;
 }
 
@@ -695,5 +696,6 @@ async fn an_admin_turns_oauth_on_and_manages_a_client_in_a_real_browser() {
     c.accept_alert().await.expect("confirm");
     wait_text(&c, &format!("tr[data-client='{id}']"), "revoked").await;
     assert_eq!(app.with_key(&token).get("/v1/customers").await.status, 401);
+    c.close().await.expect("close");
     app.stop().await;
 }
