@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use angage_core::clock::Clock;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -41,6 +42,18 @@ async fn over_tls(
     path: &str,
     key: Option<&str>,
 ) -> Result<Seen, String> {
+    over_tls_with(app, trusted, alpn, path, key, &[]).await
+}
+
+/// [`over_tls`] with extra request headers.
+async fn over_tls_with(
+    app: &TestApp,
+    trusted: &[u8],
+    alpn: &[u8],
+    path: &str,
+    key: Option<&str>,
+    extra: &[(&str, String)],
+) -> Result<Seen, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from(trusted.to_vec())).map_err(|e| e.to_string())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -67,6 +80,9 @@ async fn over_tls(
     }
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
+    }
+    for (name, value) in extra {
+        req = req.header(*name, value);
     }
     let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
     let resp = if alpn == b"h2" {
@@ -128,6 +144,54 @@ async fn https_is_served_by_alpn_required_by_the_connection_and_renewed_without_
     assert!(problem.get("data").is_none(), "no data over plain HTTP: {problem}");
     let secure = over_tls(&app, &first_der, b"h2", "/v1/customers", Some(&key)).await.expect("h2");
     assert_eq!(secure.status, 200, "{}", secure.body);
+
+    // Over HTTP/2 (no Host header, an `:authority`), discovery says https and a signed request
+    // verifies against its https URL.
+    let meta =
+        over_tls(&app, &first_der, b"h2", "/.well-known/oauth-authorization-server", None).await.expect("h2");
+    let issuer = format!("\"issuer\":\"https://{}\"", app.base.trim_start_matches("http://"));
+    assert!(meta.body.contains(&issuer), "{}", meta.body);
+    let signer = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let public = angage_core::signing::encode_public_key(&signer.verifying_key().to_bytes());
+    let created = admin
+        .post(
+            "/admin/v1/keys",
+            json!({"name": "signed", "signing_public_key": public, "require_signature": true}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let (signed_key, key_id) = (
+        created.body["key"].as_str().expect("key").to_owned(),
+        created.body["id"].as_str().expect("id").to_owned(),
+    );
+    let input = angage_core::signing::SignatureInput {
+        label: "sig1".into(),
+        components: vec!["@method".into(), "@target-uri".into()],
+        params: vec![
+            ("created".into(), angage_core::signing::Param::Integer(app.clock.now_ms() / 1000)),
+            ("keyid".into(), angage_core::signing::Param::String(key_id)),
+        ],
+    };
+    let target = format!("https://{}/v1/customers", app.base.trim_start_matches("http://"));
+    let base = angage_core::signing::signature_base(&input, |c| match c {
+        "@method" => Some("GET".into()),
+        "@target-uri" => Some(target.clone()),
+        _ => None,
+    })
+    .expect("base");
+    let signature = {
+        use base64::Engine as _;
+        use ed25519_dalek::Signer as _;
+        base64::engine::general_purpose::STANDARD.encode(signer.sign(base.as_bytes()).to_bytes())
+    };
+    let headers = [
+        ("signature-input", format!("sig1={}", input.serialize())),
+        ("signature", format!("sig1=:{signature}:")),
+    ];
+    let signed = over_tls_with(&app, &first_der, b"h2", "/v1/customers", Some(&signed_key), &headers)
+        .await
+        .expect("h2");
+    assert_eq!(signed.status, 200, "{}", signed.body);
 
     // A broken renewal is not picked up: the first certificate is still served.
     std::fs::write(&cert_file, "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")

@@ -241,9 +241,16 @@ pub(crate) async fn revoke(State(state): State<AppState>, headers: HeaderMap, bo
 }
 
 /// `GET /.well-known/oauth-authorization-server`: what this server implements, no more.
-pub(crate) async fn metadata(headers: HeaderMap, State(state): State<AppState>) -> Response {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = if state.tls.is_some() { "https" } else { "http" };
+pub(crate) async fn metadata(req: axum::extract::Request) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    // HTTPS as the host judges it: its own TLS, or a trusted proxy's.
+    let https = req.extensions().get::<crate::origin::Origin>().is_some_and(|o| o.https);
+    let scheme = if https { "https" } else { "http" };
     let issuer = format!("{scheme}://{host}");
     let scopes: Vec<String> =
         MODULES.iter().flat_map(|m| [format!("{m}:read"), format!("{m}:write")]).collect();

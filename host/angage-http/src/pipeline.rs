@@ -106,6 +106,18 @@ fn refused(r: &Refusal, rule: Option<String>) -> Response {
     problem.into_response()
 }
 
+/// The request's headers, with `Host` from the URI's authority when the request has none
+/// (HTTP/2 sends `:authority` instead): stages and signatures read one name for it.
+fn with_host(req: &Request) -> axum::http::HeaderMap {
+    let mut headers = req.headers().clone();
+    if !headers.contains_key(header::HOST)
+        && let Some(value) = req.uri().authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        headers.insert(header::HOST, value);
+    }
+    headers
+}
+
 fn policy_request(req: &Request, matched: Option<MatchedPath>, now: i64) -> Arc<PolicyRequest> {
     let route = matched.map_or_else(|| req.uri().path().to_owned(), |m| m.as_str().to_owned());
     let client_ip =
@@ -120,7 +132,7 @@ fn policy_request(req: &Request, matched: Option<MatchedPath>, now: i64) -> Arc<
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
         method,
-        headers: req.headers().clone(),
+        headers: with_host(req),
         client_ip,
         origin,
         scheme: if req.uri().scheme_str() == Some("https") || req.extensions().get::<OverTls>().is_some() {

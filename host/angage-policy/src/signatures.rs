@@ -139,12 +139,8 @@ fn covers_what_it_must(input: &SignatureInput, body: bool) -> Result<(), String>
 
 /// A covered component's value in this request.
 fn component(request: &PolicyRequest, name: &str) -> Option<String> {
-    let authority = || {
-        header(request, "host").map(str::to_owned).or_else(|| {
-            // HTTP/2 has no Host header: the authority the edge saw.
-            header(request, ":authority").map(str::to_owned)
-        })
-    };
+    // The edge gives HTTP/2 requests a `Host` from their `:authority`.
+    let authority = || header(request, "host").map(str::to_owned);
     match name {
         "@method" => Some(request.method.clone()),
         "@target-uri" => {
