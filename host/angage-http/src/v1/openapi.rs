@@ -4,7 +4,10 @@
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, AuthorizationCode, ClientCredentials, Flow, HttpAuthScheme, HttpBuilder, OAuth2,
+    SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 use super::{customers, inventory, invoices, orders, payments, products, webhooks_doc};
@@ -67,9 +70,31 @@ impl Modify for Security {
             "api_key_header",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
         );
+        // OAuth 2.0 access tokens (`at_live_...`), for tenants with OAuth on; relative URLs,
+        // resolved against the server the document is read from.
+        let scopes = || {
+            use utoipa::openapi::security::Scopes;
+            angage_core::key::MODULES
+                .iter()
+                .flat_map(|m| {
+                    [
+                        (format!("{m}:read"), format!("Read {m}")),
+                        (format!("{m}:write"), format!("Create, change and delete {m}")),
+                    ]
+                })
+                .collect::<Scopes>()
+        };
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::new([
+                Flow::ClientCredentials(ClientCredentials::new("/oauth/token", scopes())),
+                Flow::AuthorizationCode(AuthorizationCode::new("/oauth/authorize", "/oauth/token", scopes())),
+            ])),
+        );
         openapi.security = Some(vec![
             utoipa::openapi::security::SecurityRequirement::new("bearer_key", Vec::<String>::new()),
             utoipa::openapi::security::SecurityRequirement::new("api_key_header", Vec::<String>::new()),
+            utoipa::openapi::security::SecurityRequirement::new("oauth2", Vec::<String>::new()),
         ]);
     }
 }
