@@ -895,6 +895,17 @@ async function viewRequests() {
   await show(filters(), [null]);
 }
 
+// The Token expiration choices; a stored lifetime that is not one of them (the API takes 5 to 1440
+// minutes) is offered too, so saving the form keeps it.
+function tokenTtlOptions(current) {
+  const options = [[15, "15 minutes"], [30, "30 minutes"], [60, "1 hour"], [480, "8 hours"], [1440, "24 hours"]];
+  if (typeof current === "number" && !options.some(([v]) => v === current)) {
+    options.push([current, `${current} minutes`]);
+    options.sort((a, b) => a[0] - b[0]);
+  }
+  return options;
+}
+
 async function viewAuth() {
   const settings = await api("GET", "/admin/v1/settings");
   const s = settings.security;
@@ -915,7 +926,7 @@ async function viewAuth() {
       "(client credentials, or an app an admin approves), and /v1 accepts them. Off: tokens are refused.",
     ]),
     h("label", { for: "a-token-ttl" }, "Token expiration"),
-    h("select", { id: "a-token-ttl" }, [[15, "15 minutes"], [30, "30 minutes"], [60, "1 hour"], [480, "8 hours"], [1440, "24 hours"]]
+    h("select", { id: "a-token-ttl" }, tokenTtlOptions(s.oauth_token_ttl_minutes)
       .map(([v, label]) => h("option", { value: String(v), selected: s.oauth_token_ttl_minutes === v ? true : null }, label))),
     h("label", { for: "a-expiry" }, "Default key expiration (days; empty for never)"),
     h("input", { id: "a-expiry", type: "number", min: 1, value: s.default_key_expiration_days ?? "" }),
@@ -1019,8 +1030,6 @@ async function viewDocs() {
 
 // ---- OAuth clients --------------------------------------------------------------------------
 
-const OAUTH_MODULES = ["customers", "products", "orders", "invoices", "payments", "inventory", "settings"];
-
 function clientSecretPanel(c) {
   return h("section", { class: "secret", id: "oc-secret", role: "status" },
     h("h3", {}, `Credentials for ${c.name}`),
@@ -1037,26 +1046,26 @@ async function viewOAuthClients(issued) {
       const r = await fn();
       await viewOAuthClients(done(r));
     } catch (e) {
-      msg.replaceChildren(notice("error", e.message));
+      msg.replaceChildren(notice("error", fieldErrors(e)));
     }
   };
   const rows = page.data.map((c) => h("tr", { "data-client": c.id },
     h("td", {}, c.name), h("td", {}, h("code", {}, c.id)), h("td", {}, c.scopes.join(" ")),
-    h("td", {}, c.environments.join(", ")), h("td", {}, c.status),
+    h("td", {}, c.environments.join(", ")), h("td", {}, h("span", { class: `badge ${c.status}` }, c.status)),
     h("td", {}, c.status === "active" ? [
       h("button", { type: "button", "data-rotate-client": c.id, "aria-label": `Rotate the secret of ${c.name}`,
         onclick: () => act(() => api("POST", `/admin/v1/oauth-clients/${c.id}/rotate-secret`, {}), (r) => r) }, "Rotate secret"), " ",
       h("button", { type: "button", "data-revoke-client": c.id, "aria-label": `Revoke ${c.name}`,
         onclick: () => { if (window.confirm(`Revoke ${c.name}? Its tokens stop working at once.`)) act(() => api("POST", `/admin/v1/oauth-clients/${c.id}/revoke`, {}), () => undefined); } }, "Revoke"),
     ] : "—")));
-  const scopeBoxes = OAUTH_MODULES.map((m) => h("tr", {}, h("td", {}, m),
+  const scopeBoxes = MODULES.map((m) => h("tr", {}, h("td", {}, m),
     ["read", "write"].map((a) => h("td", {}, h("input", { type: "checkbox", id: `oc-scope-${m}-${a}`, "aria-label": `${m}:${a}` })))));
   const errors = h("div", { id: "oc-errors" });
   const form = h("form", { class: "stack", id: "oc-form" },
     h("h3", {}, "New client"),
     h("label", { for: "oc-name" }, "Name"), h("input", { id: "oc-name", required: true }),
-    h("table", { class: "grants" }, h("thead", {}, h("tr", {}, h("th", {}, "Module"), h("th", {}, "Read"), h("th", {}, "Write"))), h("tbody", {}, scopeBoxes)),
-    h("fieldset", {}, h("legend", {}, "Environments"),
+    h("table", { class: "scopes" }, h("thead", {}, h("tr", {}, h("th", {}, "Module"), h("th", {}, "Read"), h("th", {}, "Write"))), h("tbody", {}, scopeBoxes)),
+    h("fieldset", { class: "events" }, h("legend", {}, "Environments"),
       h("label", {}, h("input", { type: "checkbox", id: "oc-env-live", checked: true }), " live"), " ",
       h("label", {}, h("input", { type: "checkbox", id: "oc-env-test", checked: true }), " test")),
     h("label", { for: "oc-redirects" }, "Redirect URIs, one per line (apps that an admin approves; leave empty for client credentials only)"),
@@ -1067,7 +1076,7 @@ async function viewOAuthClients(issued) {
     h("p", {}, h("button", { class: "primary", type: "submit", id: "oc-create" }, "Create client")));
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    const scopes = OAUTH_MODULES.flatMap((m) => ["read", "write"].filter((a) => form.querySelector(`#oc-scope-${m}-${a}`).checked).map((a) => `${m}:${a}`));
+    const scopes = MODULES.flatMap((m) => ["read", "write"].filter((a) => form.querySelector(`#oc-scope-${m}-${a}`).checked).map((a) => `${m}:${a}`));
     const environments = ["live", "test"].filter((e) => form.querySelector(`#oc-env-${e}`).checked);
     const body = { name: form.querySelector("#oc-name").value, scopes, environments };
     const redirects = form.querySelector("#oc-redirects").value.split("\n").map((l) => l.trim()).filter((l) => l);
@@ -1077,6 +1086,7 @@ async function viewOAuthClients(issued) {
     try {
       await viewOAuthClients(await api("POST", "/admin/v1/oauth-clients", body));
     } catch (e) {
+      markInvalid(form, e, { name: "oc-name", redirect_uris: "oc-redirects", rate_limits: "oc-per-minute" });
       errors.replaceChildren(notice("error", fieldErrors(e)));
     }
   });
