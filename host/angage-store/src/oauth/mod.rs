@@ -310,9 +310,10 @@ pub async fn update(
     let limits = spec.rate_limits.unwrap_or_else(|| current.limits());
     let [ps, pm, ph, pd, b] = limit_columns(&limits);
     let redirect_uris = spec.redirect_uris.unwrap_or_else(|| current.redirect_uris());
-    sqlx::query(
+    let done = sqlx::query(
         "UPDATE oauth_clients SET name = $1, grants = $2, environments = $3, per_second = $4, per_minute = $5, \
-         per_hour = $6, per_day = $7, burst = $8, updated_at = $9, redirect_uris = $12 WHERE tenant_id = $10 AND id = $11",
+         per_hour = $6, per_day = $7, burst = $8, updated_at = $9, redirect_uris = $12 \
+         WHERE tenant_id = $10 AND id = $11 AND revoked_at IS NULL",
     )
     .bind(spec.name.unwrap_or(current.name))
     .bind(serde_json::to_string(&grants).unwrap_or_default())
@@ -328,6 +329,13 @@ pub async fn update(
     .bind(json!(redirect_uris).to_string())
     .execute(&mut *tx)
     .await?;
+    // Revoked since it was read: the revocation stands.
+    if done.rows_affected() == 0 {
+        return Err(ResourceError::Conflict {
+            code: "client_revoked",
+            detail: format!("OAuth client {id} is revoked and cannot be changed"),
+        });
+    }
     let view = row(&mut tx, tenant, id).await?.view();
     audit::record(
         &mut tx,
